@@ -1,0 +1,236 @@
+"""Knowledge distillation from the teacher into a student architecture (bort.md section 3).
+
+Two users share this module: extraction (section 2) trains every considered candidate for a few
+steps to estimate its surrogate error, and the `pretrain` stage trains the chosen architecture
+for longer. The pieces:
+
+- `corpus_chunks`: the corpus tokenised with the teacher's vocabulary and cut into fixed-length
+  sequences ([CLS] ... [SEP]); `mask_tokens` applies BERT's 15% masking (80/10/10).
+- `init_from_teacher`: a student starts from the teacher's *sub-matrices* -- the first D layers,
+  and in every tensor the leading H / I rows and columns. For the ABnC form (input layer, D
+  repeated blocks, output layer) this is the natural embedding of a sub-architecture in its
+  source; it is our reading of "start from the source's weights", not the papers' recipe.
+- Hidden-state distillation: MSE between the teacher's final hidden states and the student's
+  through a learned projection H_student -> H_teacher (TinyBERT/MiniLM style), normalised by the
+  teacher states' variance so that 1.0 means "no better than predicting the mean". The embedded
+  MiniLM teacher has no MLM head, so this is the loss it can teach with.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    import mxnet as mx
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def corpus_chunks(vocab, documents: Iterable[str], seq_len: int, max_chunks: Optional[int] = None) -> np.ndarray:
+    """(N, seq_len) token ids: documents tokenised, concatenated and cut, each [CLS] ... [SEP]."""
+    import gluonnlp as nlp
+    tokenizer = nlp.data.BERTTokenizer(vocab, lower=True)
+    body = seq_len - 2
+    cls, sep = vocab[vocab.cls_token], vocab[vocab.sep_token]
+    stream: List[int] = []
+    chunks: List[List[int]] = []
+    for doc in documents:
+        stream.extend(vocab[tokenizer(doc)])
+        while len(stream) >= body:
+            chunks.append([cls] + stream[:body] + [sep])
+            stream = stream[body:]
+            if max_chunks is not None and len(chunks) >= max_chunks:
+                return np.asarray(chunks, dtype=np.int32)
+    return np.asarray(chunks, dtype=np.int32).reshape(-1, seq_len)
+
+
+def mask_tokens(ids: np.ndarray, vocab, rng: np.random.RandomState, rate: float = 0.15):
+    """BERT masking: choose `rate` of the non-special tokens; 80% [MASK], 10% random, 10% kept.
+
+    Returns (masked ids, boolean mask of the chosen positions)."""
+    special = {vocab[vocab.cls_token], vocab[vocab.sep_token], vocab[vocab.padding_token]}
+    candidates = ~np.isin(ids, list(special))
+    chosen = (rng.random_sample(ids.shape) < rate) & candidates
+    masked = ids.copy()
+    roll = rng.random_sample(ids.shape)
+    masked[chosen & (roll < 0.8)] = vocab[vocab.mask_token]
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    masked[swap] = rng.randint(len(special) + 100, len(vocab), size=int(swap.sum()))
+    return masked, chosen
+
+
+def forward_hidden(model, ids) -> "mx.nd.NDArray":
+    """Final hidden states of a BERTModel for full-length sequences (no padding)."""
+    import mxnet as mx
+    ids = mx.nd.array(ids) if not isinstance(ids, mx.nd.NDArray) else ids
+    types = mx.nd.zeros_like(ids)
+    lengths = mx.nd.full((ids.shape[0],), ids.shape[1])
+    return model(ids, types, lengths)[0]
+
+
+def teacher_targets(teacher, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The teacher's final hidden states for every chunk, computed once and reused."""
+    out = [forward_hidden(teacher, ids[s:s + batch_size]).asnumpy() for s in range(0, len(ids), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def param_arrays(model) -> Dict[str, np.ndarray]:
+    return {name: p.data().asnumpy() for name, p in model._collect_params_with_prefix().items()}
+
+
+def layer_map(student_depth: int, teacher_depth: int) -> List[int]:
+    """Teacher layer for each student layer, evenly spaced and ending at the teacher's last
+    (DistilBERT's every-other-layer, generalised): the student's top layer starts as the
+    teacher's top layer, so its output space is the one distillation targets."""
+    return [round((k + 1) * teacher_depth / student_depth) - 1 for k in range(student_depth)]
+
+
+def _teacher_name(name: str, mapping: List[int]) -> str:
+    prefix = "encoder.transformer_cells."
+    if name.startswith(prefix):
+        layer, rest = name[len(prefix):].split(".", 1)
+        return f"{prefix}{mapping[int(layer)]}.{rest}"
+    return name
+
+
+def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
+    """Copy into every student tensor the leading block of the matching teacher tensor
+    (layers matched by `layer_map`)."""
+    import mxnet as mx
+    params = student._collect_params_with_prefix()
+    depth = 1 + max(int(n.split(".")[2]) for n in params if n.startswith("encoder.transformer_cells."))
+    teacher_depth = 1 + max(int(n.split(".")[2]) for n in teacher_arrays if n.startswith("encoder.transformer_cells."))
+    mapping = layer_map(depth, teacher_depth)
+    for name, param in params.items():
+        source_name = _teacher_name(name, mapping)
+        if source_name not in teacher_arrays:
+            raise KeyError(f"teacher has no tensor {source_name!r} to initialise the student from")
+        source = teacher_arrays[source_name]
+        block = source[tuple(slice(0, n) for n in param.shape)]
+        if block.shape != param.shape:
+            raise ValueError(f"student tensor {name!r} {param.shape} is larger than the teacher's {source.shape}")
+        param.set_data(mx.nd.array(block))
+
+
+def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: str = "teacher"):
+    """A student BERTModel of `arch`, initialised from the teacher's sub-matrices or randomly."""
+    import mxnet as mx
+    student = arch.build()
+    student.initialize(mx.init.Normal(0.02), ctx=mx.cpu())
+    forward_hidden(student, np.zeros((1, 2), np.float32))           # resolve deferred shapes
+    if init == "teacher":
+        init_from_teacher(student, teacher_arrays)
+    elif init != "random":
+        raise ValueError(f"init: expected 'teacher' or 'random', got {init!r}")
+    return student
+
+
+def build_projection(student_hidden: int, teacher_hidden: int):
+    """Dense H_student -> H_teacher, initialised to the identity on the leading coordinates, so a
+    teacher-initialised student starts where truncating the teacher would put it."""
+    import mxnet as mx
+    from mxnet.gluon import nn
+    proj = nn.Dense(teacher_hidden, in_units=student_hidden, flatten=False)
+    proj.initialize(ctx=mx.cpu())
+    eye = np.zeros((teacher_hidden, student_hidden), np.float32)
+    eye[np.arange(student_hidden), np.arange(student_hidden)] = 1.0
+    proj.weight.set_data(mx.nd.array(eye))
+    return proj
+
+
+def fit_projection(student, proj, ids: np.ndarray, targets: np.ndarray, ridge: float = 1e-2,
+                   batch_size: int = 64) -> None:
+    """Set the projection to the least-squares readout of the teacher states from the student's
+    (ridge-regularised, with bias): the best linear map before any step is taken, so a short
+    distillation run spends its steps on the encoder rather than on learning a readout."""
+    import mxnet as mx
+    feats = np.concatenate([forward_hidden(student, ids[s:s + batch_size]).asnumpy()
+                            for s in range(0, len(ids), batch_size)])
+    x = feats.reshape(-1, feats.shape[-1]).astype(np.float64)
+    y = targets.reshape(-1, targets.shape[-1]).astype(np.float64)
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + ridge * len(xc) * np.eye(xc.shape[1])
+    weight = np.linalg.solve(gram, xc.T @ yc)                       # (H_student, H_teacher)
+    proj.weight.set_data(mx.nd.array(weight.T.astype(np.float32)))
+    proj.bias.set_data(mx.nd.array((y_mean - x_mean @ weight).astype(np.float32)))
+
+
+def hidden_mse(student, proj, ids, targets, scale: float):
+    """Normalised MSE between projected student states and teacher states (autograd-friendly)."""
+    import mxnet as mx
+    hidden = forward_hidden(student, ids)
+    diff = proj(hidden) - mx.nd.array(targets)
+    return (diff ** 2).mean() / scale
+
+
+def target_scale(targets: np.ndarray) -> float:
+    """Variance of the teacher states around their per-dimension mean: the loss of a constant."""
+    flat = targets.reshape(-1, targets.shape[-1])
+    return float(((flat - flat.mean(0)) ** 2).mean())
+
+
+def evaluate(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, batch_size: int = 64) -> float:
+    total, count = 0.0, 0
+    for s in range(0, len(ids), batch_size):
+        loss = hidden_mse(student, proj, ids[s:s + batch_size], targets[s:s + batch_size], scale)
+        total += float(loss.asscalar()) * len(ids[s:s + batch_size])
+        count += len(ids[s:s + batch_size])
+    return total / max(1, count)
+
+
+def kd_steps(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, steps: int,
+             batch_size: int, lr: float, seed: int, trainer=None, start_step: int = 0,
+             on_step=None) -> List[float]:
+    """`steps` Adam steps of hidden-state distillation on batches drawn with a seeded RNG.
+
+    The batch order depends only on (seed, step), so a resumed run sees the same batches."""
+    import mxnet as mx
+    from mxnet import autograd, gluon
+    if trainer is None:
+        params = student.collect_params()
+        params.update(proj.collect_params())
+        trainer = gluon.Trainer(params, "adam", {"learning_rate": lr})
+    losses = []
+    for step in range(start_step, start_step + steps):
+        rng = np.random.RandomState(seed * 100_003 + step)
+        index = rng.choice(len(ids), size=min(batch_size, len(ids)), replace=False)
+        with autograd.record():
+            loss = hidden_mse(student, proj, ids[index], targets[index], scale)
+        loss.backward()
+        trainer.step(1, ignore_stale_grad=True)          # the pooler takes no part in this loss
+        losses.append(float(loss.asscalar()))
+        if on_step is not None:
+            on_step(step, losses[-1], trainer)
+    return losses
+
+
+class SurrogateError:
+    """e(ξ) for extraction: held-out normalised distillation loss after `steps` short KD steps.
+
+    Every candidate sees the same seeded batches and the same held-out chunks, so candidates are
+    compared on equal terms and the value is a deterministic function of the architecture."""
+
+    def __init__(self, teacher_arrays, teacher_hidden: int, train_ids, train_targets, held_ids,
+                 held_targets, steps: int, batch_size: int, lr: float, seed: int, init: str = "teacher"):
+        self.teacher_arrays, self.teacher_hidden = teacher_arrays, teacher_hidden
+        self.train_ids, self.train_targets = train_ids, train_targets
+        self.held_ids, self.held_targets = held_ids, held_targets
+        self.scale = target_scale(train_targets)
+        self.steps, self.batch_size, self.lr, self.seed, self.init = steps, batch_size, lr, seed, init
+
+    def __call__(self, arch) -> float:
+        seed_everything(self.seed)
+        student = build_student(arch, self.teacher_arrays, self.init)
+        proj = build_projection(arch.hidden_size, self.teacher_hidden)
+        fit_projection(student, proj, self.train_ids, self.train_targets)
+        kd_steps(student, proj, self.train_ids, self.train_targets, self.scale, self.steps,
+                 self.batch_size, self.lr, self.seed)
+        return evaluate(student, proj, self.held_ids, self.held_targets, self.scale)
