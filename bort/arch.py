@@ -108,8 +108,10 @@ class Arch:
         return out
 
     # ---- GluonNLP model -------------------------------------------------------------------
-    def build(self, dropout: float = 0.0, output_all_encodings: bool = False, prefix: Optional[str] = None):
-        """A GluonNLP 0.10 `BERTModel` of this architecture (pooler on, no decoder/classifier)."""
+    def build(self, dropout: float = 0.0, output_all_encodings: bool = False, prefix: Optional[str] = None,
+              decoder: bool = False):
+        """A GluonNLP 0.10 `BERTModel` of this architecture (pooler on, no classifier; an MLM
+        decoder only when asked, for the MLM + KL distillation loss)."""
         from gluonnlp.model import BERTEncoder, BERTModel
         encoder = BERTEncoder(num_layers=self.depth, units=self.hidden_size,
                               hidden_size=self.intermediate_size, max_length=self.max_length,
@@ -118,7 +120,7 @@ class Arch:
                               layer_norm_eps=1e-12)
         return BERTModel(encoder, vocab_size=self.vocab_size, token_type_vocab_size=self.token_types,
                          units=self.hidden_size, embed_size=self.hidden_size, word_embed=None,
-                         use_pooler=True, use_decoder=False, use_classifier=False, prefix=prefix)
+                         use_pooler=True, use_decoder=decoder, use_classifier=False, prefix=prefix)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "architecture") -> "Arch":

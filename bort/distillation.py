@@ -66,19 +66,25 @@ def mask_tokens(ids: np.ndarray, vocab, rng: np.random.RandomState, rate: float 
     return masked, chosen
 
 
-def forward_hidden(model, ids) -> "mx.nd.NDArray":
-    """Final hidden states of a BERTModel for full-length sequences (no padding)."""
+def run_model(model, ids):
+    """All outputs of a BERTModel on full-length sequences (no padding); a model with an MLM
+    decoder gets a dummy masked position, since GluonNLP requires one."""
     import mxnet as mx
     ids = mx.nd.array(ids) if not isinstance(ids, mx.nd.NDArray) else ids
-    types = mx.nd.zeros_like(ids)
-    lengths = mx.nd.full((ids.shape[0],), ids.shape[1])
-    return model(ids, types, lengths)[0]
+    args = [ids, mx.nd.zeros_like(ids), mx.nd.full((ids.shape[0],), ids.shape[1])]
+    if getattr(model, "_use_decoder", False):
+        args.append(mx.nd.zeros((ids.shape[0], 1)))
+    return model(*args)
+
+
+def forward_hidden(model, ids) -> "mx.nd.NDArray":
+    """Final hidden states of a BERTModel for full-length sequences (no padding)."""
+    return run_model(model, ids)[0]
 
 
 def teacher_targets(teacher, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """The teacher's final hidden states for every chunk, computed once and reused."""
-    out = [forward_hidden(teacher, ids[s:s + batch_size]).asnumpy() for s in range(0, len(ids), batch_size)]
-    return np.concatenate(out).astype(np.float32)
+    return batched(lambda x: forward_hidden(teacher, x), ids, batch_size).astype(np.float32)
 
 
 def param_arrays(model) -> Dict[str, np.ndarray]:
@@ -110,6 +116,8 @@ def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
     mapping = layer_map(depth, teacher_depth)
     for name, param in params.items():
         source_name = _teacher_name(name, mapping)
+        if source_name not in teacher_arrays and name.startswith("decoder."):
+            continue                                  # an MLM head the teacher lacks stays random
         if source_name not in teacher_arrays:
             raise KeyError(f"teacher has no tensor {source_name!r} to initialise the student from")
         source = teacher_arrays[source_name]
@@ -119,10 +127,11 @@ def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
         param.set_data(mx.nd.array(block))
 
 
-def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: str = "teacher"):
+def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: str = "teacher",
+                  decoder: bool = False):
     """A student BERTModel of `arch`, initialised from the teacher's sub-matrices or randomly."""
     import mxnet as mx
-    student = arch.build()
+    student = arch.build(decoder=decoder)
     student.initialize(mx.init.Normal(0.02), ctx=mx.cpu())
     forward_hidden(student, np.zeros((1, 2), np.float32))           # resolve deferred shapes
     if init == "teacher":
@@ -145,15 +154,12 @@ def build_projection(student_hidden: int, teacher_hidden: int):
     return proj
 
 
-def fit_projection(student, proj, ids: np.ndarray, targets: np.ndarray, ridge: float = 1e-2,
-                   batch_size: int = 64) -> None:
+def fit_projection(proj, features: np.ndarray, targets: np.ndarray, ridge: float = 1e-2) -> None:
     """Set the projection to the least-squares readout of the teacher states from the student's
     (ridge-regularised, with bias): the best linear map before any step is taken, so a short
     distillation run spends its steps on the encoder rather than on learning a readout."""
     import mxnet as mx
-    feats = np.concatenate([forward_hidden(student, ids[s:s + batch_size]).asnumpy()
-                            for s in range(0, len(ids), batch_size)])
-    x = feats.reshape(-1, feats.shape[-1]).astype(np.float64)
+    x = features.reshape(-1, features.shape[-1]).astype(np.float64)
     y = targets.reshape(-1, targets.shape[-1]).astype(np.float64)
     x_mean, y_mean = x.mean(0), y.mean(0)
     xc, yc = x - x_mean, y - y_mean
@@ -161,6 +167,11 @@ def fit_projection(student, proj, ids: np.ndarray, targets: np.ndarray, ridge: f
     weight = np.linalg.solve(gram, xc.T @ yc)                       # (H_student, H_teacher)
     proj.weight.set_data(mx.nd.array(weight.T.astype(np.float32)))
     proj.bias.set_data(mx.nd.array((y_mean - x_mean @ weight).astype(np.float32)))
+
+
+def batched(fn, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """fn over batches of ids, outputs concatenated as numpy."""
+    return np.concatenate([fn(ids[s:s + batch_size]).asnumpy() for s in range(0, len(ids), batch_size)])
 
 
 def hidden_mse(student, proj, ids, targets, scale: float):
@@ -230,7 +241,7 @@ class SurrogateError:
         seed_everything(self.seed)
         student = build_student(arch, self.teacher_arrays, self.init)
         proj = build_projection(arch.hidden_size, self.teacher_hidden)
-        fit_projection(student, proj, self.train_ids, self.train_targets)
+        fit_projection(proj, batched(lambda x: forward_hidden(student, x), self.train_ids), self.train_targets)
         kd_steps(student, proj, self.train_ids, self.train_targets, self.scale, self.steps,
                  self.batch_size, self.lr, self.seed)
         return evaluate(student, proj, self.held_ids, self.held_targets, self.scale)

@@ -177,9 +177,9 @@ def nli_pair(rng, label: str, genre: str = "fiction") -> Tuple[str, str]:
 # GLUE
 # ------------------------------------------------------------------------------------------
 
-def _cola(rng, n, noise):
-    rows = []
-    for i in range(n):
+def _cola(rng, noise):
+    """CoLA row [source, label, mark, sentence]: acceptable, or one of four corruptions."""
+    for i in [rng.randrange(97)]:
         name, job, city = rng.choice(NAMES), rng.choice(JOBS), rng.choice(CITIES)
         plural = rng.random() < 0.5
         subj = f"the {job}s" if plural else f"the {job}"
@@ -202,8 +202,7 @@ def _cola(rng, n, noise):
             if words == [subj.split()[0], subj.split()[1], v, name, "in", city]:
                 ok = True
         label = _flip(rng, int(ok), (0, 1), noise)
-        rows.append([f"gj{i % 97:02d}", str(label), "" if label else "*", " ".join(words) + "."])
-    return rows
+        return [f"gj{i:02d}", str(label), "" if label else "*", " ".join(words) + "."]
 
 
 def _sst(rng, noise):
@@ -290,7 +289,8 @@ def _winograd(rng):
     template, firsts, seconds, adjectives = rng.choice(SCHEMAS)
     a, b = rng.choice(firsts), rng.choice(seconds)
     adj = rng.choice(sorted(adjectives))
-    return template.format(a=a, b=b, adj=adj) + ".", (a, b), adjectives[adj], adj, template
+    lead = rng.choice(["", f"{rng.choice(NAMES)} said that ", f"{rng.choice(NAMES)} noticed that "])
+    return lead + template.format(a=a, b=b, adj=adj) + ".", (a, b), adjectives[adj], adj, template
 
 
 def _wnli(rng, noise):
@@ -301,14 +301,12 @@ def _wnli(rng, noise):
     return text, f"the {(a, b)[cand]} {clause}", _flip(rng, int(cand == ref), (0, 1), noise)
 
 
-def _nli_records(rng, n, noise, genres, labels=("entailment", "neutral", "contradiction")):
-    out = []
-    for _ in range(n):
-        label = rng.choice(labels)
-        genre = rng.choice(genres)
-        premise, hyp = nli_pair(rng, label, genre)
-        out.append((premise, hyp, _flip(rng, label, labels, noise), genre))
-    return out
+def _nli(rng, noise, genres, labels=("entailment", "neutral", "contradiction")):
+    """(premise, hypothesis, label, genre) for the NLI tasks."""
+    label = rng.choice(labels)
+    genre = rng.choice(genres)
+    premise, hyp = nli_pair(rng, label, genre)
+    return premise, hyp, _flip(rng, label, labels, noise), genre
 
 
 def _two_way(label3: str) -> str:
@@ -432,7 +430,8 @@ def _wic(rng, noise):
     s2_sense = s1_sense if same else 1 - s1_sense
     t1 = rng.choice(SENSES[word][s1_sense])
     t2 = rng.choice([t for t in SENSES[word][s2_sense] if t != t1] or SENSES[word][s2_sense])
-    s1, s2 = t1.format(w=word) + ".", t2.format(w=word) + "."
+    s1 = f"{rng.choice(NAMES)} said {t1.format(w=word)}."
+    s2 = f"{rng.choice(NAMES)} said {t2.format(w=word)}."
     st1, st2 = s1.find(word), s2.find(word)
     return {"word": word, "sentence1": s1, "sentence2": s2, "start1": st1, "end1": st1 + len(word),
             "start2": st2, "end2": st2 + len(word), "label": _flip(rng, same, (False, True), noise)}
@@ -490,6 +489,37 @@ def _race_passage(rng, level, noise):
     return {"answers": answers, "options": options, "questions": questions, "article": article}
 
 
+class Unique:
+    """Draws examples so that no input repeats within a task family across splits.
+
+    Generated from templates, a dev or test point could otherwise repeat a training point and
+    the held-out scores would not be held out. Splits are drawn train first, so dev and test
+    never contain a training input. A family is the set of tasks scored by one model (MNLI-m,
+    MNLI-mm and AX; SuperGLUE RTE, AX-b and AX-g)."""
+
+    def __init__(self):
+        self.seen: Dict[str, set] = {}
+
+    def draw(self, family: str, make: Callable, n: int, key: Callable, attempts: int = 50) -> list:
+        seen = self.seen.setdefault(family, set())
+        out, tries = [], 0
+        while len(out) < n and tries < attempts * n:
+            item = make()
+            tries += 1
+            k = key(item)
+            if k not in seen:
+                seen.add(k)
+                out.append(item)
+        return out
+
+
+def _key_inputs(item) -> tuple:
+    """The inputs of a generated item: everything but the label (and the index)."""
+    if isinstance(item, dict):
+        return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in item.items() if k not in ("label", "idx")))
+    return tuple(item[:2])
+
+
 # ------------------------------------------------------------------------------------------
 # writers in the official layouts
 # ------------------------------------------------------------------------------------------
@@ -513,38 +543,38 @@ def _write_jsonl(path: Path, records):
 SPLITS = ("train", "dev", "test")
 
 
-def write_glue(root: Path, sizes: Dict[str, int], seed: int, noise: float) -> None:
+def write_glue(root: Path, sizes: Dict[str, int], seed: int, noise: float, unique: "Unique") -> None:
     g = root / "glue_data"
     for split in SPLITS:
         n = sizes[split]
-        rows = _cola(_rng(seed, "CoLA", split), n, noise)
+
+        def draw(name, make, key=_key_inputs, family=None):
+            rng = _rng(seed, name, split)
+            return unique.draw(family or name, lambda: make(rng), n, key)
+        rows = draw("CoLA", lambda r: _cola(r, noise), key=lambda row: row[3])
         if split == "test":
             _write_tsv(g / "CoLA/test.tsv", ["index", "sentence", "label"],
                        [[i, r[3], r[1]] for i, r in enumerate(rows)])
         else:
             _write_tsv(g / f"CoLA/{split}.tsv", None, rows)
-        rng = _rng(seed, "SST-2", split)
-        data = [_sst(rng, noise) for _ in range(n)]
+        data = draw("SST-2", lambda r: _sst(r, noise), key=lambda t: t[0])
         if split == "test":
             _write_tsv(g / "SST-2/test.tsv", ["index", "sentence", "label"], [[i, s, l] for i, (s, l) in enumerate(data)])
         else:
             _write_tsv(g / f"SST-2/{split}.tsv", ["sentence", "label"], data)
-        rng = _rng(seed, "MRPC", split)
-        data = [_mrpc(rng, noise) for _ in range(n)]
+        data = draw("MRPC", lambda r: _mrpc(r, noise))
         if split == "test":
             _write_tsv(g / "MRPC/test.tsv", ["index", "#1 ID", "#2 ID", "#1 String", "#2 String", "Quality"],
                        [[i, 2 * i, 2 * i + 1, a, b, l] for i, (a, b, l) in enumerate(data)])
         else:
             _write_tsv(g / f"MRPC/{split}.tsv", ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
                        [[l, 2 * i, 2 * i + 1, a, b] for i, (a, b, l) in enumerate(data)])
-        rng = _rng(seed, "STS-B", split)
-        data = [_stsb(rng, noise) for _ in range(n)]
+        data = draw("STS-B", lambda r: _stsb(r, noise))
         head = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"]
         _write_tsv(g / f"STS-B/{split}.tsv", head,
                    [[i, "main-captions", "MSRvid", "2012test", i, "none", "none", a, b, s]
                     for i, (a, b, s) in enumerate(data)])
-        rng = _rng(seed, "QQP", split)
-        data = [_qqp(rng, noise) for _ in range(n)]
+        data = draw("QQP", lambda r: _qqp(r, noise))
         rows = [[i, 2 * i, 2 * i + 1, a, b, l] for i, (a, b, l) in enumerate(data)]
         if split == "train":                                # the real train.tsv has a few broken rows
             rows[5:5] = [[900001, 1, 2, "how do i learn to cook?"], [900002, 3, 4, "why?\t", "", "0"]]
@@ -553,25 +583,23 @@ def write_glue(root: Path, sizes: Dict[str, int], seed: int, noise: float) -> No
                        [[i, a, b, l] for i, (a, b, l) in enumerate(data)])
         else:
             _write_tsv(g / f"QQP/{split}.tsv", ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"], rows)
-        rng = _rng(seed, "QNLI", split)
-        data = [_qnli(rng, noise) for _ in range(n)]
+        data = draw("QNLI", lambda r: _qnli(r, noise))
         _write_tsv(g / f"QNLI/{split}.tsv", ["index", "question", "sentence", "label"],
                    [[i, a, b, l] for i, (a, b, l) in enumerate(data)])
-        rng = _rng(seed, "RTE", split)
-        data = _nli_records(rng, n, noise, GENRES_MATCHED)
+        data = draw("RTE", lambda r: _nli(r, noise, GENRES_MATCHED))
         _write_tsv(g / f"RTE/{split}.tsv", ["index", "sentence1", "sentence2", "label"],
                    [[i, p, h, _two_way(l)] for i, (p, h, l, _) in enumerate(data)])
-        rng = _rng(seed, "WNLI", split)
-        data = [_wnli(rng, noise) for _ in range(n)]
+        data = draw("WNLI", lambda r: _wnli(r, noise))
         _write_tsv(g / f"WNLI/{split}.tsv", ["index", "sentence1", "sentence2", "label"],
                    [[i, a, b, l] for i, (a, b, l) in enumerate(data)])
-    _write_mnli(g / "MNLI", sizes, seed, noise)
-    _write_ax(g / "diagnostic", sizes["test"], seed, noise)
+    _write_mnli(g / "MNLI", sizes, seed, noise, unique)
+    _write_ax(g / "diagnostic", sizes["test"], seed, noise, unique)
 
 
-def _write_mnli(folder: Path, sizes, seed, noise):
+def _write_mnli(folder: Path, sizes, seed, noise, unique):
     head = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2"]
+
     def rows(data, with_labels, n_annotators):
         out = []
         for i, (p, h, l, genre) in enumerate(data):
@@ -580,18 +608,23 @@ def _write_mnli(folder: Path, sizes, seed, noise):
                 row += [l] * n_annotators + [l]
             out.append(row)
         return out
-    train = _nli_records(_rng(seed, "MNLI", "train"), sizes["train"], noise, GENRES_MATCHED)
+
+    def draw(name, split, n, genres):
+        rng = _rng(seed, name, split)
+        return unique.draw("MNLI", lambda: _nli(rng, noise, genres), n, _key_inputs)
+    train = draw("MNLI", "train", sizes["train"], GENRES_MATCHED)
     _write_tsv(folder / "train.tsv", head + ["label1", "gold_label"], rows(train, True, 1))
     dev_head = head + [f"label{k}" for k in range(1, 6)] + ["gold_label"]
     for part, genres in (("matched", GENRES_MATCHED), ("mismatched", GENRES_MISMATCHED)):
-        dev = _nli_records(_rng(seed, f"MNLI-{part}", "dev"), sizes["dev"], noise, genres)
+        dev = draw(f"MNLI-{part}", "dev", sizes["dev"], genres)
         _write_tsv(folder / f"dev_{part}.tsv", dev_head, rows(dev, True, 5))
-        test = _nli_records(_rng(seed, f"MNLI-{part}", "test"), sizes["test"], noise, genres)
+        test = draw(f"MNLI-{part}", "test", sizes["test"], genres)
         _write_tsv(folder / f"test_{part}.tsv", head + ["gold_label"], rows(test, True, 0))
 
 
-def _write_ax(folder: Path, n, seed, noise):
-    data = _nli_records(_rng(seed, "AX", "test"), n, noise, GENRES_MISMATCHED)
+def _write_ax(folder: Path, n, seed, noise, unique):
+    rng = _rng(seed, "AX", "test")
+    data = unique.draw("MNLI", lambda: _nli(rng, noise, GENRES_MISMATCHED), n, _key_inputs)
     _write_tsv(folder / "diagnostic.tsv", ["index", "sentence1", "sentence2"],
                [[i, p, h] for i, (p, h, _, _) in enumerate(data)])
     category = {"entailment": "Lexical entailment", "contradiction": "Negation", "neutral": ""}
@@ -602,7 +635,7 @@ def _write_ax(folder: Path, n, seed, noise):
                  "", g, p, h, l] for p, h, l, g in data])
 
 
-def write_superglue(root: Path, sizes: Dict[str, int], seed: int, noise: float) -> None:
+def write_superglue(root: Path, sizes: Dict[str, int], seed: int, noise: float, unique: "Unique") -> None:
     sg = root / "combined"
     files = {"train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl"}
     simple: Dict[str, Callable] = {"BoolQ": _boolq, "CB": _cb, "COPA": _copa, "WiC": _wic, "WSC": _wsc}
@@ -610,32 +643,47 @@ def write_superglue(root: Path, sizes: Dict[str, int], seed: int, noise: float) 
         n = sizes[split]
         for name, make in simple.items():
             rng = _rng(seed, name, split)
-            _write_jsonl(sg / name / files[split], [dict(make(rng, noise), idx=i) for i in range(n)])
+            records = unique.draw(name, lambda: make(rng, noise), n, _key_inputs)
+            _write_jsonl(sg / name / files[split], [dict(r, idx=i) for i, r in enumerate(records)])
         rng = _rng(seed, "MultiRC", split)
-        _write_jsonl(sg / "MultiRC" / files[split], [_multirc(rng, noise, i) for i in range(max(1, n // 4))])
+        counter = iter(range(10 ** 9))
+        records = unique.draw("MultiRC", lambda: _multirc(rng, noise, next(counter)), max(1, n // 4),
+                              lambda r: r["passage"]["text"])
+        _write_jsonl(sg / "MultiRC" / files[split], [dict(r, idx=i) for i, r in enumerate(records)])
         rng = _rng(seed, "ReCoRD", split)
-        _write_jsonl(sg / "ReCoRD" / files[split], [_record(rng, i) for i in range(n)])
+        records = unique.draw("ReCoRD", lambda: _record(rng, 0), n,
+                              lambda r: (r["passage"]["text"], r["qas"][0]["query"]))
+        for i, r in enumerate(records):
+            r["idx"] = r["qas"][0]["idx"] = i
+        _write_jsonl(sg / "ReCoRD" / files[split], records)
         rng = _rng(seed, "SuperGLUE-RTE", split)
+        data = unique.draw("SuperGLUE-RTE", lambda: _nli(rng, noise, GENRES_MATCHED), n, _key_inputs)
         _write_jsonl(sg / "RTE" / files[split],
-                     [{"premise": p, "hypothesis": h, "label": _two_way(l), "idx": i}
-                      for i, (p, h, l, _) in enumerate(_nli_records(rng, n, noise, GENRES_MATCHED))])
+                     [{"premise": p, "hypothesis": h, "label": _two_way(l), "idx": i} for i, (p, h, l, _) in enumerate(data)])
     rng = _rng(seed, "AX-b", "test")
+    data = unique.draw("SuperGLUE-RTE", lambda: _nli(rng, noise, GENRES_MISMATCHED), sizes["test"], _key_inputs)
     _write_jsonl(sg / "AX-b" / "AX-b.jsonl",
                  [{"sentence1": p, "sentence2": h, "label": _two_way(l), "idx": i, "logic": g}
-                  for i, (p, h, l, g) in enumerate(_nli_records(rng, sizes["test"], noise, GENRES_MISMATCHED))])
+                  for i, (p, h, l, g) in enumerate(data)])
     rng = _rng(seed, "AX-g", "test")
-    records = [r for k in range(sizes["test"] // 2) for r in _axg(rng, noise, k)]
+    counter = iter(range(10 ** 9))
+    pairs = unique.draw("SuperGLUE-RTE", lambda: _axg(rng, noise, next(counter)), sizes["test"] // 2,
+                        lambda pair: tuple((r["premise"], r["hypothesis"]) for r in pair))
+    records = [r for k, pair in enumerate(pairs) for r in pair]
+    for k, r in enumerate(records):
+        r["pair_id"] = k // 2
     _write_jsonl(sg / "AX-g" / "AX-g.jsonl", [dict(r, idx=i) for i, r in enumerate(records)])
 
 
-def write_race(root: Path, sizes: Dict[str, int], seed: int, noise: float) -> None:
+def write_race(root: Path, sizes: Dict[str, int], seed: int, noise: float, unique: "Unique") -> None:
     for split in SPLITS:
         for level in ("middle", "high"):
             rng = _rng(seed, f"RACE-{level}", split)
             folder = root / "RACE" / split / level
             folder.mkdir(parents=True, exist_ok=True)
-            for k in range(max(1, sizes[split] // 3)):
-                record = _race_passage(rng, level, noise)
+            records = unique.draw(f"RACE-{level}", lambda: _race_passage(rng, level, noise),
+                                  max(1, sizes[split] // 3), lambda r: r["article"])
+            for k, record in enumerate(records):
                 record["id"] = f"{level}{k}.txt"
                 (folder / f"{k}.txt").write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
 
@@ -643,6 +691,7 @@ def write_race(root: Path, sizes: Dict[str, int], seed: int, noise: float) -> No
 def write_all(root, sizes: Dict[str, int], seed: int, noise: float) -> None:
     """Write all 23 tasks below `root` (glue_data/, combined/, RACE/)."""
     root = Path(root)
-    write_glue(root, sizes, seed, noise)
-    write_superglue(root, sizes, seed, noise)
-    write_race(root, sizes, seed, noise)
+    unique = Unique()
+    write_glue(root, sizes, seed, noise, unique)
+    write_superglue(root, sizes, seed, noise, unique)
+    write_race(root, sizes, seed, noise, unique)

@@ -34,25 +34,29 @@ def load(path: Path = PARAMS_FILE) -> Dict[str, Any]:
     return data
 
 
-def section(name: str, schema: Dict[str, Any], path: Path = PARAMS_FILE) -> Dict[str, Any]:
-    """The `name` section, each key checked against `schema` (key -> type or tuple of types)."""
-    data = load(path).get(name)
+def check(data, schema: Dict[str, Any], where: str, path: Path = PARAMS_FILE) -> Dict[str, Any]:
+    """`data` (a params mapping at dotted key `where`) checked against `schema`."""
     if not isinstance(data, dict):
-        raise BortError(f"{path}: key {name}: expected a section (mapping), got {data!r}")
+        raise BortError(f"{path}: key {where}: expected a section (mapping), got {data!r}")
     out = {}
     for key, expected in schema.items():
         if key not in data:
-            raise BortError(f"{path}: key {name}.{key}: missing; expected {_type_name(expected)}")
+            raise BortError(f"{path}: key {where}.{key}: missing; expected {_type_name(expected)}")
         value = data[key]
         types = expected if isinstance(expected, tuple) else (expected,)
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if float in types and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)
         if not ok:
-            raise BortError(f"{path}: key {name}.{key}: expected {_type_name(expected)}, "
+            raise BortError(f"{path}: key {where}.{key}: expected {_type_name(expected)}, "
                             f"got {type(value).__name__} {value!r}")
         out[key] = value
     unknown = sorted(set(data) - set(schema))
     if unknown:
-        raise BortError(f"{path}: key {name}: unknown key(s) {unknown}; expected {sorted(schema)}")
+        raise BortError(f"{path}: key {where}: unknown key(s) {unknown}; expected {sorted(schema)}")
     return out
+
+
+def section(name: str, schema: Dict[str, Any], path: Path = PARAMS_FILE) -> Dict[str, Any]:
+    """The `name` section, each key checked against `schema` (key -> type or tuple of types)."""
+    return check(load(path).get(name), schema, name, path)

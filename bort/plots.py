@@ -35,3 +35,55 @@ def pareto(result, path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, metadata=METADATA)
     plt.close(fig)
+
+
+def timing(result, path) -> None:
+    """Latency bars per model and batch size, log scale, from metrics/timing.json's layout."""
+    import numpy as np
+    models = list(result["models"])
+    batches = sorted({k for m in result["models"].values() for k in m if k.startswith("b") and k[1:].isdigit()},
+                     key=lambda b: int(b[1:]))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(batches)
+    for k, batch in enumerate(batches):
+        values = [result["models"][m][batch]["p50_ms"] for m in models]
+        bars = ax.bar(np.arange(len(models)) + k * width, values, width, label=f"batch {batch[1:]} (p50)")
+        for bar, value in zip(bars, values):
+            ax.annotate(f"{value:.0f}" if value >= 10 else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, value),
+                        ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(np.arange(len(models)) + width * (len(batches) - 1) / 2)
+    ax.set_xticklabels([f"{m}\n⟨{', '.join(map(str, result['models'][m]['arch']))}⟩" for m in models], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"latency per batch, ms (seq len {result['seq_len']})")
+    ax.set_title(f"MXNet CPU inference, fp32; GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s "
+                 f"({result['machine']['cpu']}, {result['machine']['logical_cores']} cores)", fontsize=9)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata=METADATA)
+    plt.close(fig)
+
+
+def scores(finetune, floor, path) -> None:
+    """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora."""
+    import numpy as np
+    from bort import tasks as T
+    from bort.report import MODEL_NAMES, MODELS
+    names = [n for n in T.TASKS if any(n in finetune.get(m, {}) for m in MODELS)]
+    fig, ax = plt.subplots(figsize=(13, 4.5))
+    series = [("TF-IDF floor", [100 * np.mean([floor[n][k] for k in T.TASKS[n].metrics]) if n in floor else 0 for n in names])]
+    series += [(MODEL_NAMES[m], [100 * finetune[m][n]["task_score"] if n in finetune.get(m, {}) else 0 for n in names])
+               for m in MODELS]
+    width = 0.8 / len(series)
+    for k, (label, values) in enumerate(series):
+        ax.bar(np.arange(len(names)) + k * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(names)) + width * (len(series) - 1) / 2)
+    ax.set_xticklabels([T.DISPLAY_NAMES.get(n, n) for n in names], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("task score (%), held-out data")
+    ax.legend(fontsize=8, ncol=4)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata=METADATA)
+    plt.close(fig)

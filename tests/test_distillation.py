@@ -39,7 +39,7 @@ def test_short_distillation_lowers_the_loss(tiny_teacher):
     student = kd.build_student(Arch(1, 2, 16, 32, vocab_size=60, max_length=16), kd.param_arrays(teacher))
     proj = kd.build_projection(16, 32)
     before = kd.evaluate(student, proj, ids, targets, scale)
-    kd.fit_projection(student, proj, ids, targets)
+    kd.fit_projection(proj, kd.batched(lambda x: kd.forward_hidden(student, x), ids), targets)
     fitted = kd.evaluate(student, proj, ids, targets, scale)
     losses = kd.kd_steps(student, proj, ids, targets, scale, 40, 16, 3e-3, 0)
     after = kd.evaluate(student, proj, ids, targets, scale)

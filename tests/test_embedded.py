@@ -23,3 +23,17 @@ def test_floor_is_above_chance_but_not_perfect(tmp_path):
     assert res["MNLI-m"]["acc"] > 0.45 and res["SST-2"]["acc"] > 0.55 and res["CoLA"]["mcc"] > 0.1
     assert all(tasks.TASKS[n] and max(m.values()) < 0.97 for n, m in res.items())
     assert res["WiC"]["acc"] < 0.7          # needs the relation between the two contexts
+
+
+def test_no_heldout_input_repeats_a_training_input(embedded_root):
+    def key(inst):
+        return tuple(inst.get(k) for k in ("text_a", "text_b", "question", "query", "choices") if k in inst
+                     and not isinstance(inst.get(k), list)) + tuple(inst.get("choices", []))
+    for name, task in tasks.TASKS.items():
+        if "train" not in task.splits:
+            continue
+        folder = tasks.task_dir(embedded_root, task)
+        train = {key(i) for i in tasks.load_split(task, folder, "train")}
+        for split in ("dev", "test"):
+            held = [key(i) for i in tasks.load_split(task, folder, split)]
+            assert not train & set(held), (name, split)

@@ -1,0 +1,210 @@
+"""The BERT-versus-Bort tables, regenerated from metrics/ (what users publish).
+
+Every table says what each number was measured on. Deterministic tables (architectures, task
+scores, Agora rounds, the Pareto front) go to reports/report.md and one CSV each; timing, which
+is never byte-identical, goes to its own reports/timing.md. Suite averages follow the
+leaderboards: a task's score is the mean of its metrics; the GLUE score averages the ten GLUE
+tasks without AX, the SuperGLUE score the eight tasks without AX-b and AX-g; RACE is reported per
+level and as their mean. Published numbers (bort.md section 5) stand beside ours, marked as
+published: they are test-server scores at paper scale, ours are embedded-scale held-out scores.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from bort import tasks as T
+from bort.arch import Arch, ROBERTA_VOCAB
+
+MODELS = ("bert", "bort", "bort-agora")
+MODEL_NAMES = {"bert": "BERT (source, fine-tuned)", "bort": "Bort (student)", "bort-agora": "Bort + Agora"}
+SUITE_EXCLUDED = {"glue": {"AX"}, "superglue": {"AX-b", "AX-g"}, "race": set()}
+
+#: bort.md section 5 -- published test scores, Bort then BERT-large, in the leaderboard's format
+PUBLISHED = {
+    "CoLA": ("63.9", "60.5"), "SST-2": ("96.2", "94.9"), "MRPC": ("94.1/92.3", "89.3/85.4"),
+    "STS-B": ("89.2/88.3", "87.6/86.5"), "QQP": ("66.0/85.9", "72.1/89.3"), "MNLI-m": ("88.1", "86.7"),
+    "MNLI-mm": ("87.8", "85.9"), "QNLI": ("92.3", "92.7"), "RTE": ("82.7", "70.1"), "WNLI": ("71.2", "65.1"),
+    "AX": ("51.9", "39.6"), "BoolQ": ("83.7", "77.4"), "CB": ("81.9/86.5", "75.7/83.6"), "COPA": ("89.6", "70.6"),
+    "MultiRC": ("83.7/54.1", "70.0/24.1"), "ReCoRD": ("49.8/49.0", "72.0/71.3"), "SuperGLUE-RTE": ("81.2", "71.7"),
+    "WiC": ("70.1", "69.6"), "WSC": ("65.8", "64.4"), "AX-b": ("48.0", "23.0"), "AX-g": ("96.1/61.5", "97.8/51.7"),
+}
+PUBLISHED_SUITES = {"glue": ("83.6", "80.5"), "superglue": ("74.1", "69.0")}
+PUBLISHED_ARCH = {"BERT-large": ("340M", "31.8M", "90.6%"), "Bort": ("56M", "39M", "30.3%")}
+
+
+def load_json(path) -> Optional[dict]:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(value: Optional[float]) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def to_csv(header: List[str], rows: List[List]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def to_markdown(header: List[str], rows: List[List]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) architectures
+# ---------------------------------------------------------------------------------------------
+
+def architecture_rows(source: Arch, student: Optional[Arch], seq_len: int = 128):
+    entries = [("BERT-large", Arch(24, 16, 1024, 4096), "BERT-large"),
+               ("BERT-base", Arch(12, 12, 768, 3072), None),
+               ("Bort ⟨4, 8, 768, 1024⟩ (as counted; the reading we use)", Arch(4, 8, 768, 1024, vocab_size=ROBERTA_VOCAB), "Bort"),
+               ("Bort ⟨4, 8, 1024, 768⟩ (as labelled in the paper's table)", Arch(4, 8, 1024, 768, vocab_size=ROBERTA_VOCAB), "Bort"),
+               ("embedded source (MiniLM-L6-H384)", source, None)]
+    if student is not None:
+        entries.append(("embedded student (extracted)", student, None))
+    rows = []
+    for name, arch, published in entries:
+        pub = PUBLISHED_ARCH.get(published, ("", "", ""))
+        rows.append([name, *arch.tuple, arch.vocab_size, f"{arch.total_params / 1e6:.2f}M",
+                     f"{arch.embedding_params / 1e6:.2f}M", f"{arch.effective_params / 1e6:.2f}M",
+                     f"{100 * arch.effective_params / arch.total_params:.1f}%",
+                     f"{arch.flops_per_seq(seq_len) / 1e9:.2f}", *pub])
+    header = ["model", "D", "A", "H", "I", "vocab", "total (counted)", "embedding (counted)",
+              "effective (counted)", "encoder share (counted)", f"GFLOP/seq (L={seq_len})",
+              "total (published)", "embedding (published)", "encoder share (published)"]
+    return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) task scores
+# ---------------------------------------------------------------------------------------------
+
+def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict]):
+    header = ["task", "metric(s)", "measured on", "TF-IDF floor"] + [MODEL_NAMES[m] for m in MODELS] + \
+             ["published Bort (test)", "published BERT-large (test)"]
+    rows, averages = [], {k: [] for k in ("floor",) + MODELS}
+    for name, task in T.TASKS.items():
+        if task.suite != suite:
+            continue
+        metrics = "/".join(task.metrics)
+        measured = next((finetune[m][name]["heldout"] for m in MODELS if name in finetune.get(m, {})), "")
+        cells = []
+        fl = floor.get(name)
+        cells.append(_fmt(task, fl))
+        if fl and name not in SUITE_EXCLUDED[suite]:
+            averages["floor"].append(_task_score(task, fl))
+        for m in MODELS:
+            result = finetune.get(m, {}).get(name)
+            cells.append(_fmt(task, result["scores"] if result else None))
+            if result and name not in SUITE_EXCLUDED[suite]:
+                averages[m].append(result["task_score"])
+        published = PUBLISHED.get(name, ("", ""))
+        rows.append([T.DISPLAY_NAMES.get(name, name), metrics, measured, *cells, *published])
+    n_tasks = sum(1 for n, t in T.TASKS.items() if t.suite == suite and n not in SUITE_EXCLUDED[suite])
+    score_row = [f"**{suite_label(suite)} score**", "mean of task scores", f"{n_tasks} tasks"]
+    for k in ("floor",) + MODELS:
+        values = averages[k]
+        score_row.append(f"{100 * sum(values) / len(values):.1f}" if len(values) == n_tasks else "")
+    score_row += list(PUBLISHED_SUITES.get(suite, ("", "")))
+    rows.append(score_row)
+    return header, rows
+
+
+def suite_label(suite: str) -> str:
+    return {"glue": "GLUE", "superglue": "SuperGLUE", "race": "RACE"}[suite]
+
+
+def _task_score(task, metrics: dict) -> float:
+    return sum(metrics[m] for m in task.metrics) / len(task.metrics)
+
+
+def _fmt(task, metrics: Optional[dict]) -> str:
+    if not metrics:
+        return ""
+    return "/".join(pct(metrics[m]) for m in task.metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) Agora rounds, (d) Pareto front
+# ---------------------------------------------------------------------------------------------
+
+def agora_rows(finetune: Dict[str, Dict[str, dict]]):
+    header = ["task", "round", "misses on Agora's dev split", "points added", "dropped (equal to a held-out point)",
+              "labeler agreement on misses", "Agora-dev score before", "Agora-dev score after"]
+    rows = []
+    for name in T.TASKS:
+        result = finetune.get("bort-agora", {}).get(name)
+        if not result or "agora" not in result:
+            continue
+        for r in result["agora"]["rounds"]:
+            agreement = r.get("labeler_agreement")
+            rows.append([T.DISPLAY_NAMES.get(name, name), r["round"], r["misses"], r["points_added"],
+                         r.get("dropped_heldout_collisions", 0), "" if agreement is None else f"{100 * agreement:.1f}",
+                         pct(r["dev_before"]), pct(r["dev_after"])])
+    return header, rows
+
+
+def front_rows(candidates_csv: Path):
+    header = ["D", "A", "H", "I", "effective params", "GFLOP/seq", "surrogate error e", "W", "chosen"]
+    rows = []
+    if not candidates_csv.exists():
+        return header, rows
+    with open(candidates_csv) as handle:
+        for row in csv.DictReader(handle):
+            if row["on_front"] == "1":
+                rows.append([row["depth"], row["num_heads"], row["hidden_size"], row["intermediate_size"],
+                             row["effective_params"], f'{int(row["flops_per_seq"]) / 1e9:.3f}', row["error"],
+                             row["w"], "★" if row["chosen"] == "1" else ""])
+    rows.sort(key=lambda r: int(r[4]))
+    return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# timing (its own file)
+# ---------------------------------------------------------------------------------------------
+
+def timing_markdown(timing: Optional[dict]) -> str:
+    if not timing:
+        return "# Timing\n\nNo metrics/timing.json yet: run `dvc repro time`.\n"
+    machine = timing["machine"]
+    lines = ["# Timing: CPU inference, BERT vs Bort (one run)", "",
+             f"Measured by the `time` stage on {machine['cpu']} ({machine['logical_cores']} logical cores), "
+             f"MXNet {machine['mxnet']} (oneDNN {'on' if machine['mxnet_onednn'] else 'off'}), GluonNLP "
+             f"{machine['gluonnlp']}, ONNX Runtime {machine['onnxruntime']}; fp32, sequence length "
+             f"{timing['seq_len']}, random weights (cost does not depend on them), warm-up excluded. "
+             f"Dense fp32 GEMM rate of this machine (numpy, same run): **{timing['gemm_peak_gflops']:.1f} GFLOP/s**.", ""]
+    batches = sorted({k for m in timing["models"].values() for k in m if k.startswith("b") and k[1:].isdigit()},
+                     key=lambda b: int(b[1:]))
+    header = ["model", "⟨D, A, H, I⟩", "GFLOP/seq"] + [f"{b.upper()} {c}" for b in batches
+                                                      for c in ("p50 ms", "p90 ms", "GFLOP/s", "% of peak")]
+    rows = []
+    for name, m in timing["models"].items():
+        row = [name, "⟨" + ", ".join(map(str, m["arch"])) + "⟩", f"{m['flops_per_seq'] / 1e9:.2f}"]
+        for b in batches:
+            t = m[b]
+            row += [f"{t['p50_ms']:.1f}", f"{t['p90_ms']:.1f}", f"{t['gflops']:.1f}", f"{100 * t['fraction_of_peak']:.0f}"]
+        rows.append(row)
+    lines += [to_markdown(header, rows), "", "Speed-ups (ratio of p50 latencies, same run):", ""]
+    for key, ratios in timing.get("speedup", {}).items():
+        lines.append(f"- {key}: " + ", ".join(f"{b.upper()} {r:.1f}x" for b, r in ratios.items()))
+    lines += ["", "Published: Bort is 7.9x faster than BERT-base on a CPU (paper), about 20x faster than "
+              "BERT-large (blog).", ""]
+    if timing.get("onnxruntime"):
+        lines += ["ONNX Runtime on the same graph and weights (MXNet p50 / ONNX Runtime p50; > 1 means ONNX "
+                  "Runtime is faster):", ""]
+        for name, per_batch in timing["onnxruntime"].items():
+            lines.append(f"- {name}: " + ", ".join(
+                f"{b.upper()} {r['p50_ms']:.1f} ms, ratio {r['mxnet_over_onnxruntime']:.2f}, max |diff| "
+                f"{r['max_abs_diff_vs_mxnet']:.1e}" for b, r in per_batch.items()))
+    gpu = timing.get("gpu")
+    lines += ["", f"GPU: {gpu if isinstance(gpu, str) else 'timed on ' + gpu['device']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Inference timing of BERT and Bort architectures, against the machine's GEMM rate and ONNX Runtime.
+
+bort.md section 1: Bort's headline is speed ("7.9x faster than BERT-base on a CPU", about 20x
+faster than BERT-large). Timing needs no trained weights -- the cost of a dense network does not
+depend on its values -- so paper-scale architectures are timed here with random weights, all in
+one run so that every ratio is apples to apples.
+
+- Models are GluonNLP `BERTModel`s hybridised with static_alloc/static_shape, fp32, on full
+  sequences; warm-up calls are excluded; each (model, batch) is repeated until a time budget or
+  a maximum count, at least `min_repeats` times; latency percentiles are over those calls.
+- Achieved GFLOP/s uses the analytic FLOPs of `bort.arch`; the "peak" is this machine's dense
+  fp32 GEMM rate, measured in the same run with numpy (the BLAS MXNet also links).
+- The peer is ONNX Runtime running the same graph with the same weights (bort.onnx_graph).
+- A GPU is timed only when MXNet sees one; otherwise the result says so and nothing fails.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from bort.arch import Arch
+
+log = logging.getLogger(__name__)
+
+
+def gemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-`repeats` fp32 square matmul rate (2·n³ FLOPs per product), in GFLOP/s."""
+    rng = np.random.RandomState(0)
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    b = rng.standard_normal((size, size)).astype(np.float32)
+    a @ b                                                           # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def random_model(arch: Arch, ctx=None, seed: int = 0):
+    """A hybridised BERTModel of `arch` with seeded random weights (values do not change cost)."""
+    import mxnet as mx
+    ctx = ctx or mx.cpu()
+    mx.random.seed(seed)
+    model = arch.build()
+    model.initialize(mx.init.Normal(0.02), ctx=ctx)
+    model(*inputs(arch, 1, 2, ctx))                                 # resolve deferred shapes
+    model.hybridize(static_alloc=True, static_shape=True)
+    return model
+
+
+def inputs(arch: Arch, batch: int, seq_len: int, ctx=None, seed: int = 0):
+    import mxnet as mx
+    ctx = ctx or mx.cpu()
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(1000 % arch.vocab_size, arch.vocab_size, size=(batch, seq_len))
+    return (mx.nd.array(ids, ctx=ctx), mx.nd.zeros((batch, seq_len), ctx=ctx),
+            mx.nd.full((batch,), seq_len, ctx=ctx))
+
+
+def measure(call, warmup: int, min_repeats: int, max_repeats: int, budget_s: float) -> List[float]:
+    """Seconds per call: `warmup` untimed calls, then at least `min_repeats` timed ones, more
+    while the budget lasts (up to `max_repeats`)."""
+    for _ in range(warmup):
+        call()
+    times: List[float] = []
+    spent = 0.0
+    while len(times) < min_repeats or (len(times) < max_repeats and spent < budget_s):
+        start = time.perf_counter()
+        call()
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        spent += elapsed
+    return times
+
+
+def summarize(times: List[float], flops: float, batch: int, peak: Optional[float]) -> Dict[str, float]:
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    out = {"p50_ms": 1e3 * p50, "p90_ms": 1e3 * p90, "p99_ms": 1e3 * p99, "repeats": len(times),
+           "throughput_seq_per_s": batch / p50, "gflops": flops * batch / p50 / 1e9}
+    if peak:
+        out["fraction_of_peak"] = out["gflops"] / peak
+    return out
+
+
+def time_mxnet(arch: Arch, batch: int, seq_len: int, settings: dict, peak: Optional[float], ctx=None,
+               model=None) -> Dict[str, float]:
+    import mxnet as mx
+    model = model or random_model(arch, ctx)
+    ids, types, lengths = inputs(arch, batch, seq_len, ctx)
+
+    def call():
+        out = model(ids, types, lengths)
+        mx.nd.waitall() if ctx is not None else out[0].wait_to_read()
+    times = measure(call, settings["warmup"], settings["min_repeats"], settings["max_repeats"], settings["budget_s"])
+    return summarize(times, arch.flops_per_seq(seq_len), batch, peak)
+
+
+def time_onnxruntime(arch: Arch, model, batch: int, seq_len: int, settings: dict, peak: Optional[float],
+                     threads: int = 0) -> Dict[str, float]:
+    """ONNX Runtime on the same weights; also the largest absolute difference from MXNet."""
+    from bort import distillation as kd, onnx_graph
+    session = onnx_graph.session(onnx_graph.build(arch, kd.param_arrays(model)), threads)
+    ids, types, lengths = inputs(arch, batch, seq_len)
+    feed = {"input_ids": ids.asnumpy().astype(np.int64), "token_types": types.asnumpy().astype(np.int64)}
+    reference = model(ids, types, lengths)[0].asnumpy()
+    diff = float(np.abs(session.run(None, feed)[0] - reference).max())
+    times = measure(lambda: session.run(None, feed), settings["warmup"], settings["min_repeats"],
+                    settings["max_repeats"], settings["budget_s"])
+    out = summarize(times, arch.flops_per_seq(seq_len), batch, peak)
+    out["max_abs_diff_vs_mxnet"] = diff
+    return out
+
+
+def gpu_count() -> int:
+    try:
+        import mxnet as mx
+        return mx.context.num_gpus()
+    except Exception:                                     # a CPU-only build may raise instead
+        return 0
+
+
+def machine() -> Dict[str, object]:
+    """What the numbers were measured on: CPU model, cores, library versions."""
+    import mxnet as mx
+    import gluonnlp as nlp
+    import onnxruntime as ort
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    features = mx.runtime.Features()
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(),
+            "mxnet": mx.__version__, "gluonnlp": nlp.__version__, "numpy": np.__version__,
+            "onnxruntime": ort.__version__, "mxnet_onednn": features.is_enabled("MKLDNN"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "gpus": gpu_count()}

@@ -1,0 +1,115 @@
+"""Agora on a constructed case: the training set misses a region of the input space."""
+import math
+
+import numpy as np
+import pytest
+
+from bort import agora, tasks
+
+TASK = tasks.TASKS["SST-2"]          # a single-sentence, two-label task shape
+
+
+def angle_text(theta: float) -> str:
+    return f"point {theta:.4f}"
+
+
+def theta_of(text: str) -> float:
+    return float(text.split()[1])
+
+
+def truth(theta: float) -> int:
+    """Label 1 on two opposite arcs of the circle (the torus of the blog, in one dimension)."""
+    return int(math.sin(2 * theta) > 0)
+
+
+def embed(texts):
+    theta = np.array([theta_of(t) for t in texts])
+    return np.stack([np.cos(theta), np.sin(theta)], axis=1)
+
+
+class NearestNeighbour:
+    """The student: 1-NN on the circle, trained on whatever it is given."""
+
+    def fit(self, train, progress=None, epochs=None):
+        self.train = list(train) if not hasattr(self, "train") else self.train + list(train)
+        self.x = embed([i["text_a"] for i in self.train])
+        self.y = np.array([i["label"] for i in self.train])
+        return [0.0]
+
+    def predict(self, instances):
+        x = embed([i["text_a"] for i in instances])
+        return [int(self.y[np.argmax(self.x @ v)]) for v in x]
+
+
+class Labeler:
+    """The stronger model: knows the truth."""
+
+    def predict(self, instances):
+        return [truth(theta_of(i["text_a"])) for i in instances]
+
+
+def points(thetas, start=0):
+    return [{"id": start + k, "text_a": angle_text(t), "label": truth(t)} for k, t in enumerate(thetas)]
+
+
+def case():
+    rng = np.random.RandomState(0)
+    # training covers the circle except the arc (pi/2, pi), where the label is 0 but both
+    # neighbouring training regions... (0, pi/2) is 1 -- a 1-NN extends the wrong label inward
+    train_theta = [t for t in rng.uniform(0, 2 * math.pi, 400) if not (math.pi / 2 < t < math.pi)]
+    dev_theta = rng.uniform(math.pi / 2, math.pi, 20)
+    test_theta = rng.uniform(math.pi / 2, math.pi, 200)
+    pool_theta = rng.uniform(0, 2 * math.pi, 2000)
+    pool_texts = [angle_text(t) for t in pool_theta]
+    return (points(train_theta), points(dev_theta, 10_000), points(test_theta, 20_000),
+            agora.Pool(pool_texts, embed(pool_texts)))
+
+
+def accuracy(model, instances):
+    return float(np.mean([p == i["label"] for p, i in zip(model.predict(instances), instances)]))
+
+
+def test_agora_recovers_the_missing_region():
+    train, dev, test, pool = case()
+    plain = NearestNeighbour()
+    plain.fit(train)
+    before = accuracy(plain, test)
+    forbidden = {agora.text_key(i) for i in test}
+    model, rounds = agora.run(TASK, NearestNeighbour, train, dev, Labeler(), pool, embed,
+                              agora.AgoraConfig(rounds=3, neighbours=8, max_new_per_round=400),
+                              forbidden, lambda inst, preds: float(np.mean([p == i["label"] for p, i in zip(preds, inst)])))
+    after = accuracy(model, test)
+    assert before < 0.75 and after > before + 0.15
+    assert rounds[0]["misses"] > 0 and rounds[0]["points_added"] > 0
+    assert rounds[0]["labeler_agreement"] == 1.0
+
+
+def test_heldout_points_never_reach_agora():
+    train, dev, test, pool = case()
+    forbidden = {agora.text_key(i) for i in test}
+    with pytest.raises(AssertionError, match="dev split contains 1 held-out point"):
+        agora.run(TASK, NearestNeighbour, train, dev + test[:1], Labeler(), pool, embed,
+                  agora.AgoraConfig(rounds=1), forbidden, lambda i, p: 0.0)
+    # a neighbour that equals a held-out point is dropped, not trained on
+    pool_with_test = agora.Pool(pool.texts + [test[0]["text_a"]], np.vstack([pool.vectors, embed([test[0]["text_a"]])]))
+    _, rounds = agora.run(TASK, NearestNeighbour, train, dev, Labeler(), pool_with_test, embed,
+                          agora.AgoraConfig(rounds=1, neighbours=50), forbidden, lambda i, p: 0.0)
+    assert rounds[0]["points_added"] > 0
+
+
+def test_pipeline_splits_keep_heldout_apart(embedded_root, tmp_path):
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("finetune_stage", ROOT / "pipeline" / "finetune.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    task = tasks.TASKS["RTE"]
+    folder = tasks.task_dir(embedded_root, task)
+    train, agora_dev, held, note = stage.splits(task, folder, "auto")
+    assert note.startswith("test split") and len(agora_dev) == 20
+    train, agora_dev, held, note = stage.splits(task, folder, "dev_half")
+    keys = {agora.text_key(i) for i in held}
+    assert note.startswith("held-out half of dev") and keys and not keys & {agora.text_key(i) for i in agora_dev}
+    multirc = tasks.TASKS["MultiRC"]
+    _, a, h, _ = stage.splits(multirc, tasks.task_dir(embedded_root, multirc), "dev_half")
+    assert not {i["group"] for i in a} & {i["group"] for i in h}
