@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     result["gpu"] = time_gpu(archs, p, peak=None) if timing.gpu_count() > 0 else "skipped: no GPU"
     for key, ratios in result["speedup"].items():
         log.info("speedup %s: %s", key, ", ".join(f"{b} {r:.1f}x" for b, r in ratios.items()))
-    write_json("metrics/timing.json", result, digits=4)
+    write_json("metrics/timing.json", result, digits=9)       # keeps ~1e-6 output differences
     plots.timing(result, "reports/timing.png")
     return 0
 
