@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from bort import metrics as M
-from bort.tasks import Task
+from bort.tasks import Task, map_labels
 
 
 def _options(task: Task, inst: dict) -> List[Tuple[str, str]]:
@@ -90,18 +90,6 @@ def run_floor(tasks: Dict[str, Task], load, seed: int = 0) -> Dict[str, Dict[str
             continue
         preds = floor.predict(test)
         if task.is_diagnostic and floor.task.labels != task.labels:
-            preds = _map_labels(floor.task, task, preds)
+            preds = map_labels(floor.task, task, preds)
         results[name] = M.score(task, test, preds)
     return results
-
-
-def _map_labels(source: Task, target: Task, preds):
-    """Map a parent's label indices onto a diagnostic's label set (3-way NLI -> 2-way)."""
-    out = []
-    for p in preds:
-        label = source.labels[p]
-        if label in target.labels:
-            out.append(target.labels.index(label))
-        else:
-            out.append(target.labels.index("not_entailment"))
-    return out

@@ -198,7 +198,6 @@ class TaskModel:
         steps_per_epoch = max(1, int(np.ceil(len(train) / cfg.batch_size)))
         total = steps_per_epoch * epochs
         warm = max(1, int(cfg.warmup_fraction * total))
-        params = [p for p in self.net.collect_params().values() if p.grad_req != "null"]
         for p in self.net.collect_params().values():
             if p.name.endswith(("beta", "gamma", "bias")):
                 p.wd_mult = 0.0
@@ -224,7 +223,6 @@ class TaskModel:
                 if progress is not None:
                     progress(1)
             history.append(float(np.mean(running)) if running else 0.0)
-        del params
         return history
 
     def predict(self, instances: Sequence[dict], batch_size: int = 64) -> list:

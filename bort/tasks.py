@@ -143,6 +143,19 @@ def get_task(name: str) -> Task:
         raise BortError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}") from None
 
 
+def map_labels(source: Task, target: Task, preds) -> list:
+    """A parent's label indices on a diagnostic's label set (3-way NLI -> 2-way: anything not
+    in the target's labels becomes not_entailment)."""
+    if source.labels == target.labels:
+        return list(preds)
+    out = []
+    for p in preds:
+        label = source.labels[p]
+        out.append(target.labels.index(label) if label in target.labels
+                   else target.labels.index("not_entailment"))
+    return out
+
+
 def task_dir(root, task: Task) -> Path:
     """The task's official folder below a data root holding glue_data/, combined/ and RACE/."""
     return Path(root) / SUITE_DIRS[task.suite] / (task.folder if task.suite != "race" else "")

@@ -129,17 +129,11 @@ def main(argv=None) -> int:
 
 
 def _finish(task, model, held, result, out_dir, test_all):
-    preds = model.predict(held)
-    if model.task is not task:                     # a 3-way parent scoring a 2-way diagnostic
-        from bort.baseline import _map_labels
-        preds = _map_labels(model.task, task, preds)
+    preds = tasks.map_labels(model.task, task, model.predict(held))   # a parent scoring a diagnostic
     result["scores"] = M.score(task, held, preds)
     result["task_score"] = M.task_score(task, result["scores"])
     result["heldout_examples"] = len(held)
-    test_preds = model.predict(test_all)
-    if model.task is not task:
-        from bort.baseline import _map_labels
-        test_preds = _map_labels(model.task, task, test_preds)
+    test_preds = tasks.map_labels(model.task, task, model.predict(test_all))
     submission.write(task, test_all, test_preds, out_dir / "submission")
     write_json(Path("metrics/finetune") / result["model"] / f"{task.name}.json", result)
 

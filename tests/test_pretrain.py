@@ -107,8 +107,8 @@ def test_mlm_kl_loss_trains_with_an_mlm_teacher():
     kd.seed_everything(0)
     mlm_teacher = t_arch.build(decoder=True)
     mlm_teacher.initialize(mx.init.Normal(0.2))
-    cfg = pretraining.PretrainConfig(**{k: v for k, v in TINY.items() if k != "distributed"},)
-    cfg = pretraining.PretrainConfig(**dict(cfg.__dict__, loss="mlm_kl", seq_len=16))
+    cfg = pretraining.PretrainConfig(**{**{k: v for k, v in TINY.items() if k != "distributed"},
+                                        "loss": "mlm_kl", "seq_len": 16})
     ids = np.random.RandomState(0).randint(10, len(vocab), (16, 16))
     mlm_teacher(mx.nd.array(ids), mx.nd.zeros((16, 16)), mx.nd.full((16,), 16), mx.nd.zeros((16, 2)))
     student = pretraining.Student(Arch(1, 2, 16, 32, vocab_size=len(vocab), max_length=32), t_arch,
