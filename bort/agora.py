@@ -1,7 +1,8 @@
 """Agora: fine-tuning with points sampled near the model's mistakes (bort.md section 4).
 
 The loop, as the paper describes it and as we implement it:
-1. fine-tune the student on the training set;
+1. fine-tune the student on the training set (the `finetune-bort` stage's model: Agora starts
+   from it rather than repeating the same seeded run);
 2. predict the *Agora split* of dev and collect the misses;
 3. for each miss, make `k` new points near it in the teacher's sentence-embedding space (mean
    pooling, as the MiniLM checkpoint was trained; cosine similarity): one text segment of the
@@ -124,11 +125,8 @@ def sample_near(task: Task, misses: Sequence[dict], pool: Pool, embed: Callable[
     return new
 
 
-def label_points(task: Task, points: List[dict], labeler) -> List[dict]:
+def label_points(task: Task, points: List[dict], preds: Sequence) -> List[dict]:
     """Give each new point the labeler's prediction as its label (ReCoRD: its entity)."""
-    if not points:
-        return points
-    preds = labeler.predict(points)
     for point, pred in zip(points, preds):
         if task.shape == "record":
             point["answers"] = [pred]
@@ -144,28 +142,27 @@ def guard(points: Sequence[dict], forbidden: Set[tuple], where: str) -> None:
         raise AssertionError(f"Agora {where} contains {len(leaked)} held-out point(s), e.g. {leaked[:3]}")
 
 
-def run(task: Task, new_student: Callable[[], object], train: List[dict], agora_dev: List[dict], labeler,
+def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         pool: Pool, embed, cfg: AgoraConfig, forbidden: Set[tuple], score: Callable, progress=None):
-    """Agora's rounds; returns (final student model, per-round records)."""
+    """Agora's rounds on `model`, a student already fine-tuned on `train` (step 1); returns
+    (the student after the rounds, per-round records)."""
     guard(train, forbidden, "training set")
     guard(agora_dev, forbidden, "dev split")
-    model = new_student()
-    model.fit(train, progress)
     records, added = [], []
     latest: List[dict] = []
     for r in range(cfg.rounds):
         preds = model.predict(agora_dev)
         misses = [inst for inst, p in zip(agora_dev, preds) if is_miss(task, inst, p)]
         record = {"round": r + 1, "dev_before": score(agora_dev, preds), "misses": len(misses)}
-        if misses:
-            labeler_preds = labeler.predict(misses)
-            record["labeler_agreement"] = float(np.mean([not is_miss(task, m, p) for m, p in zip(misses, labeler_preds)]))
         points = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round)
         kept = [p for p in points if text_key(p) not in forbidden]      # a neighbour swap may
         record["dropped_heldout_collisions"] = len(points) - len(kept)   # recreate a held-out point
         points = kept
         guard(points, forbidden, f"round {r + 1} points")
-        latest = label_points(task, points, labeler)
+        labels = labeler.predict(misses + points)         # one pass: agreement on misses, labels for points
+        if misses:
+            record["labeler_agreement"] = float(np.mean([not is_miss(task, m, p) for m, p in zip(misses, labels)]))
+        latest = label_points(task, points, labels[len(misses):])
         added.extend(latest)
         record["points_added"] = len(latest)
         record["points_total"] = len(added)

@@ -3,7 +3,7 @@
   python pipeline/finetune.py --model bert --task RTE        # the source model, fine-tuned
   python pipeline/finetune.py --model bort --task RTE        # the distilled student
   python pipeline/finetune.py --model bort-agora --task RTE  # the student with Agora
-  python pipeline/finetune.py --model bort --task AX --parent MNLI-m   # scored by a parent's model
+  python pipeline/finetune.py --model bort --task MNLI-mm AX --parent MNLI-m   # scored by a parent's model
 
 Honest evaluation (bort.md section 4): Agora reads the Agora split of dev, so every reported score
 is measured on data it never saw -- the labelled test split of the embedded data, or, for the
@@ -73,33 +73,45 @@ def load_trained(task, which, cfg):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(MODELS))
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--parent", help="score the task with this task's trained model (diagnostics, MNLI-mm)")
+    parser.add_argument("--task", required=True, nargs="+", help="one or more task names")
+    parser.add_argument("--parent", help="score the tasks with this task's trained model (diagnostics, MNLI-mm)")
     args = parser.parse_args(argv)
     setup_logging()
-    task = tasks.get_task(args.task)
+    task_list = [tasks.get_task(name) for name in args.task]
     section = params.section("finetune", {"heldout": str, "data": str, "bert": dict, "bort": dict,
                                           "agora": dict})
-    cfg_raw = dict(section["bert" if args.model == "bert" else "bort"])
-    cfg = finetune.FinetuneConfig(**params.check(cfg_raw, CONFIG_KEYS, "finetune." + ("bert" if args.model == "bert" else "bort")))
+    key = "bert" if args.model == "bert" else "bort"
+    cfg = finetune.FinetuneConfig(**params.check(dict(section[key]), CONFIG_KEYS, "finetune." + key))
+    if args.parent:
+        parent = tasks.get_task(args.parent)
+        model = load_trained(parent, args.model, cfg)     # loaded once, scores every listed task
+        for task in task_list:
+            score_with_parent(task, parent, model, args.model, cfg, section)
+        return 0
+    for task in task_list:
+        fine_tune(task, args.model, cfg, section)
+    return 0
+
+
+def score_with_parent(task, parent, model, which, cfg, section):
+    directory = tasks.task_dir(section["data"], task)
+    _, _, held, held_note = splits(task, directory, section["heldout"])
+    model.task = task if task.labels == parent.labels else parent
+    result = {"task": task.name, "model": which, "heldout": held_note, "config": asdict(cfg), "scored_by": parent.name}
+    with atomic_dir(Path("models/finetune") / which / task.name) as tmp:
+        _finish(task, model, held, result, tmp, test_all=tasks.load_split(task, directory, "test"))
+
+
+def fine_tune(task, which, cfg, section):
     directory = tasks.task_dir(section["data"], task)
     started = time.perf_counter()
     train, agora_dev, held, held_note = splits(task, directory, section["heldout"])
-    out_dir = Path("models/finetune") / args.model / task.name
-    result = {"task": task.name, "model": args.model, "heldout": held_note, "config": asdict(cfg)}
-    if args.parent:
-        parent = tasks.get_task(args.parent)
-        model = load_trained(parent, args.model, cfg)
-        model.task = task if task.labels == parent.labels else parent
-        result["scored_by"] = parent.name
-        with atomic_dir(out_dir) as tmp:
-            _finish(task, model, held, result, tmp, test_all=tasks.load_split(task, directory, "test"))
-        return 0
+    result = {"task": task.name, "model": which, "heldout": held_note, "config": asdict(cfg)}
     if cfg.max_train:
         train = train[:cfg.max_train]
     result["train_examples"] = len(train)
-    bar = tqdm(desc=f"finetune {args.model} {task.name}", file=sys.stderr, unit="batch")
-    if args.model == "bort-agora":
+    bar = tqdm(desc=f"finetune {which} {task.name}", file=sys.stderr, unit="batch")
+    if which == "bort-agora":
         acfg = agora.AgoraConfig(**params.check(section["agora"], AGORA_KEYS, "finetune.agora"))
         labeler = load_trained(task, "bert", finetune.FinetuneConfig(**params.check(section["bert"], CONFIG_KEYS, "finetune.bert")))
         pool = agora.Pool(json.loads(Path("models/agora_pool/texts.json").read_text()),
@@ -112,28 +124,35 @@ def main(argv=None) -> int:
         def score(instances, preds):
             return M.task_score(task, M.score(task, instances, preds))
         forbidden = {agora.text_key(i) for i in held}
-        model, rounds = agora.run(task, lambda: new_model(task, "bort", cfg), train, agora_dev, labeler, pool,
+        student = load_trained(task, "bort", cfg)      # step 1: the finetune-bort stage's model
+        model, rounds = agora.run(task, student, train, agora_dev, labeler, pool,
                                   embed, acfg, forbidden, score, bar.update)
         result["agora"] = {"config": asdict(acfg), "rounds": rounds}
     else:
-        model = new_model(task, args.model, cfg)
+        model = new_model(task, which, cfg)
         result["epoch_losses"] = model.fit(train, bar.update)
     bar.close()
     if agora_dev:
         result["agora_dev_scores"] = M.score(task, agora_dev, model.predict(agora_dev))
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(Path("models/finetune") / which / task.name) as tmp:
         model.net.save_parameters(str(tmp / "model.params"))
         _finish(task, model, held, result, tmp, test_all=tasks.load_split(task, directory, "test"))
-    log.info("%s %s: %s (%.1f s)", args.model, task.name, result["scores"], time.perf_counter() - started)
-    return 0
+    log.info("%s %s: %s (%.1f s)", which, task.name, result["scores"], time.perf_counter() - started)
 
 
 def _finish(task, model, held, result, out_dir, test_all):
-    preds = tasks.map_labels(model.task, task, model.predict(held))   # a parent scoring a diagnostic
-    result["scores"] = M.score(task, held, preds)
+    """Score the held-out split and write the test submission, predicting each instance once
+    (in the embedded data the held-out split *is* the labelled test split)."""
+    known = {}
+    for inst, pred in zip(test_all, model.predict(test_all)):
+        known[json.dumps(inst, sort_keys=True)] = pred
+    rest = [i for i in held if json.dumps(i, sort_keys=True) not in known]
+    known.update(zip((json.dumps(i, sort_keys=True) for i in rest), model.predict(rest)))
+    preds = tasks.map_labels(model.task, task, [known[json.dumps(i, sort_keys=True)] for i in held])
+    result["scores"] = M.score(task, held, preds)          # map_labels: a parent scoring a diagnostic
     result["task_score"] = M.task_score(task, result["scores"])
     result["heldout_examples"] = len(held)
-    test_preds = tasks.map_labels(model.task, task, model.predict(test_all))
+    test_preds = tasks.map_labels(model.task, task, [known[json.dumps(i, sort_keys=True)] for i in test_all])
     submission.write(task, test_all, test_preds, out_dir / "submission")
     write_json(Path("metrics/finetune") / result["model"] / f"{task.name}.json", result)
 

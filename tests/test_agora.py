@@ -65,6 +65,12 @@ def case():
             agora.Pool(pool_texts, embed(pool_texts)))
 
 
+def fitted(train):
+    model = NearestNeighbour()
+    model.fit(train)
+    return model
+
+
 def accuracy(model, instances):
     return float(np.mean([p == i["label"] for p, i in zip(model.predict(instances), instances)]))
 
@@ -75,7 +81,7 @@ def test_agora_recovers_the_missing_region():
     plain.fit(train)
     before = accuracy(plain, test)
     forbidden = {agora.text_key(i) for i in test}
-    model, rounds = agora.run(TASK, NearestNeighbour, train, dev, Labeler(), pool, embed,
+    model, rounds = agora.run(TASK, fitted(train), train, dev, Labeler(), pool, embed,
                               agora.AgoraConfig(rounds=3, neighbours=8, max_new_per_round=400),
                               forbidden, lambda inst, preds: float(np.mean([p == i["label"] for p, i in zip(preds, inst)])))
     after = accuracy(model, test)
@@ -88,11 +94,11 @@ def test_heldout_points_never_reach_agora():
     train, dev, test, pool = case()
     forbidden = {agora.text_key(i) for i in test}
     with pytest.raises(AssertionError, match="dev split contains 1 held-out point"):
-        agora.run(TASK, NearestNeighbour, train, dev + test[:1], Labeler(), pool, embed,
+        agora.run(TASK, fitted(train), train, dev + test[:1], Labeler(), pool, embed,
                   agora.AgoraConfig(rounds=1), forbidden, lambda i, p: 0.0)
     # a neighbour that equals a held-out point is dropped, not trained on
     pool_with_test = agora.Pool(pool.texts + [test[0]["text_a"]], np.vstack([pool.vectors, embed([test[0]["text_a"]])]))
-    _, rounds = agora.run(TASK, NearestNeighbour, train, dev, Labeler(), pool_with_test, embed,
+    _, rounds = agora.run(TASK, fitted(train), train, dev, Labeler(), pool_with_test, embed,
                           agora.AgoraConfig(rounds=1, neighbours=50), forbidden, lambda i, p: 0.0)
     assert rounds[0]["points_added"] > 0
 

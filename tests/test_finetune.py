@@ -13,14 +13,15 @@ def vocab():
     return teacher.load_wordpiece_vocab(teacher.minilm_dir() / "vocab.txt")
 
 
-def tiny_model(task, vocab, epochs=15):
+def tiny_model(task, vocab, epochs=15, depth=1, **frozen):
     import mxnet as mx
-    arch = Arch(1, 2, 32, 64, vocab_size=len(vocab), max_length=64)
+    arch = Arch(depth, 2, 32, 64, vocab_size=len(vocab), max_length=64)
     mx.random.seed(0)
     encoder = arch.build(dropout=0.0)
     encoder.initialize(mx.init.Normal(0.05))
+    encoder(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))   # resolve deferred shapes
     cfg = finetune.FinetuneConfig(epochs=epochs, batch_size=8, lr=3e-3, dropout=0.0, max_len=32,
-                                  max_len_passage=48, pooling="mean", warmup_fraction=0.05)
+                                  max_len_passage=48, pooling="mean", warmup_fraction=0.05, **frozen)
     return finetune.TaskModel(task, encoder, vocab, arch.hidden_size, cfg)
 
 
@@ -96,3 +97,48 @@ def test_row_texts_follow_the_shape():
     inst = {"text_a": "p", "query": "@placeholder won", "candidates": ["X", "Y"], "answers": ["Y"]}
     assert finetune.row_texts(record, inst) == [("p", "X won"), ("p", "Y won")]
     assert finetune.gold_rows(record, inst) == [1]
+
+
+def used(net):
+    """The parameters a forward pass touches (the encoder's pooler is not used by the head)."""
+    return {k: v for k, v in net.collect_params().items() if "pooler" not in k}
+
+
+@pytest.mark.parametrize("frozen_layers", [0, 1, 2])
+def test_frozen_lower_part_gives_the_full_forward(vocab, frozen_layers):
+    """Cached lower states + the trainable top compute exactly what the whole network does."""
+    task = tasks.TASKS["RTE"]
+    rng = np.random.RandomState(1)
+    data = make(task, rng, 12)
+    full = tiny_model(task, vocab, depth=2)
+    split = tiny_model(task, vocab, depth=2, freeze_embeddings=True, frozen_layers=frozen_layers)
+    a, _ = full._scores(data)
+    split._scores(data)                                   # resolves the head's deferred shapes
+    for mine, theirs in zip(used(split.net).values(), used(full.net).values()):
+        mine.set_data(theirs.data())
+    b, _ = split._scores(data)
+    assert np.abs(a.asnumpy() - b.asnumpy()).max() < 1e-5
+
+
+def test_frozen_parameters_stay_fixed_and_the_top_learns(vocab):
+    task = tasks.TASKS["SST-2"]
+    rng = np.random.RandomState(2)
+    train, test = make(task, rng, 64), make(task, rng, 40)
+    model = tiny_model(task, vocab, depth=2, freeze_embeddings=True, frozen_layers=1)
+    model.predict(test)                                   # resolves deferred shapes
+    before = {k: v.data().asnumpy().copy() for k, v in used(model.net).items()}
+    model.fit(train)
+    after = {k: v.data().asnumpy() for k, v in used(model.net).items()}
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert not any("word_embed" in k or "transformer0_" in k or "position_weight" in k for k in changed)
+    assert any("transformer1_" in k for k in changed) and any("dense" in k for k in changed)
+    assert M.score(task, test, model.predict(test))["acc"] > 0.7
+
+
+def test_frozen_layers_are_checked(vocab):
+    from bort.errors import BortError
+    task = tasks.TASKS["SST-2"]
+    with pytest.raises(BortError, match="needs freeze_embeddings"):
+        tiny_model(task, vocab, frozen_layers=1)
+    with pytest.raises(BortError, match=r"expected 0\.\.1"):
+        tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=2)
