@@ -101,6 +101,24 @@ def time_mxnet(arch: Arch, batch: int, seq_len: int, settings: dict, peak: Optio
     return summarize(times, arch.flops_per_seq(seq_len), batch, peak)
 
 
+def time_int8(arch: Arch, fp32_model, batch: int, seq_len: int, settings: dict, peak: Optional[float],
+              calibration_batches: int = 2) -> Dict[str, float]:
+    """The same weights quantised to int8 (bort.quantize), calibrated on seeded random inputs of
+    the timed shape; GFLOP/s and fraction of peak count the fp32 FLOPs, so they compare directly
+    with the fp32 rows. Also the largest output difference from fp32 on the timed input."""
+    from bort import quantize
+    calibration = [inputs(arch, batch, seq_len, seed=1 + k) for k in range(calibration_batches)]
+    qnet = quantize.quantize(fp32_model, calibration)
+    qnet.hybridize(static_alloc=True, static_shape=True)
+    data = inputs(arch, batch, seq_len)
+    diff, scale = quantize.max_abs_diff(fp32_model, qnet, list(data))
+    times = measure(lambda: quantize.first_output(qnet(*data)).wait_to_read(), settings["warmup"],
+                    settings["min_repeats"], settings["max_repeats"], settings["budget_s"])
+    out = summarize(times, arch.flops_per_seq(seq_len), batch, peak)
+    out.update({"max_abs_diff_vs_fp32": diff, "max_abs_fp32_output": scale})
+    return out
+
+
 def time_onnxruntime(arch: Arch, model, batch: int, seq_len: int, settings: dict, peak: Optional[float],
                      threads: int = 0) -> Dict[str, float]:
     """ONNX Runtime on the same weights; also the largest absolute difference from MXNet."""

@@ -81,6 +81,18 @@ def main(argv=None) -> int:
                      f"({pretrain['extraction_interval_steps']} steps) {pretrain['heldout_loss_at_extraction_interval']:.4f}, "
                      f"distilled ({pretrain['steps']} steps, {pretrain['tokens_seen']:,} tokens) "
                      f"**{pretrain['heldout_loss_final']:.4f}**.", ""]
+    int8 = report.load_json("metrics/int8.json")
+    if int8:
+        header, rows = report.int8_rows(int8)
+        write_text(OUT / "int8.csv", report.to_csv(header, rows))
+        mean = int8["mean_task_score"]
+        sections += ["## Bort in int8: the accuracy cost", "",
+                     "Each fine-tuned student with its dense layers quantised to int8 (oneDNN, `bort.quantize`; "
+                     f"calibrated on {int8['calibration_examples']} training instances of its task), scored on the "
+                     "same held-out split as in fp32. The speed gain is in [timing.md](timing.md).", "",
+                     report.to_markdown(header, rows), "",
+                     f"Mean task score: fp32 {100 * mean['fp32']:.1f}, int8 {100 * mean['int8']:.1f} "
+                     f"({100 * (mean['int8'] - mean['fp32']):+.1f} points).", ""]
     sections += ["Timing lives in [timing.md](timing.md) (never byte-identical).", "",
                  "![scores](scores.png)", ""]
     write_text(OUT / "report.md", "\n".join(sections))

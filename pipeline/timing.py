@@ -20,7 +20,8 @@ from bort.io import write_json                                                # 
 
 log = logging.getLogger("time")
 SCHEMA = {"batch_sizes": list, "seq_len": int, "warmup": int, "min_repeats": int, "max_repeats": int,
-          "budget_s": float, "gemm_size": int, "models": dict, "onnx_models": list, "onnx_threads": int}
+          "budget_s": float, "gemm_size": int, "models": dict, "onnx_models": list, "onnx_threads": int,
+          "int8_models": list}
 
 
 def architectures(p) -> dict:
@@ -41,9 +42,10 @@ def main(argv=None) -> int:
     setup_logging()
     p = params.section("time", SCHEMA)
     archs = architectures(p)
-    for name in p["onnx_models"]:
-        if name not in archs:
-            raise BortError(f"params.yaml: key time.onnx_models: unknown model {name!r}; expected one of {sorted(archs)}")
+    for key in ("onnx_models", "int8_models"):
+        for name in p[key]:
+            if name not in archs:
+                raise BortError(f"params.yaml: key time.{key}: unknown model {name!r}; expected one of {sorted(archs)}")
     peak = timing.gemm_peak_gflops(p["gemm_size"])
     log.info("dense fp32 GEMM rate: %.1f GFLOP/s", peak)
     result = {"machine": timing.machine(), "gemm_peak_gflops": peak, "seq_len": p["seq_len"], "models": {},
@@ -66,6 +68,16 @@ def main(argv=None) -> int:
             result["onnxruntime"].setdefault(name, {})[f"b{batch}"] = ort
             log.info("%-18s b%-2d onnxruntime p50 %8.2f ms; MXNet/ORT %.2f; max |diff| %.1e", name, batch,
                      ort["p50_ms"], ort["mxnet_over_onnxruntime"], ort["max_abs_diff_vs_mxnet"])
+    result["int8"] = {}
+    for name in p["int8_models"]:                      # "make Bort fast": oneDNN int8 dense layers
+        model = timing.random_model(archs[name])
+        for batch in p["batch_sizes"]:
+            q = timing.time_int8(archs[name], model, batch, p["seq_len"], p, peak)
+            q["fp32_over_int8"] = result["models"][name][f"b{batch}"]["p50_ms"] / q["p50_ms"]
+            result["int8"].setdefault(name, {})[f"b{batch}"] = q
+            log.info("%-18s b%-2d int8 p50 %8.2f ms; fp32/int8 %.2f; %.0f%% of fp32 GEMM peak; max |diff| %.3f of %.2f",
+                     name, batch, q["p50_ms"], q["fp32_over_int8"], 100 * q["fraction_of_peak"],
+                     q["max_abs_diff_vs_fp32"], q["max_abs_fp32_output"])
     models = result["models"]
     result["speedup"] = {f"bort_vs_{ref}": {f"b{b}": models[ref][f"b{b}"]["p50_ms"] / models["bort"][f"b{b}"]["p50_ms"]
                                             for b in p["batch_sizes"]}

@@ -142,3 +142,17 @@ def test_frozen_layers_are_checked(vocab):
         tiny_model(task, vocab, frozen_layers=1)
     with pytest.raises(BortError, match=r"expected 0\.\.1"):
         tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=2)
+
+
+def test_int8_task_model_predicts_like_fp32(vocab):
+    """bort.quantize on a fine-tuned task model: same predictions on nearly every instance."""
+    from bort import quantize
+    task = tasks.TASKS["SST-2"]
+    rng = np.random.RandomState(3)
+    train, test = make(task, rng, 64), make(task, rng, 40)
+    model = tiny_model(task, vocab, freeze_embeddings=True)
+    model.fit(train)
+    fp32 = model.predict(test)
+    quantize.quantize_task_model(model, train, batch_size=16)
+    assert model.frozen is None and "quantize_v2" in model.net._cached_graph[1].tojson()
+    assert np.mean(np.array(model.predict(test)) == np.array(fp32)) >= 0.9

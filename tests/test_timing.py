@@ -39,6 +39,23 @@ def test_onnxruntime_timing_reports_agreement():
     assert out["max_abs_diff_vs_mxnet"] < 1e-4 and out["p50_ms"] > 0
 
 
+def test_int8_model_stays_close_to_fp32():
+    """The quantised network computes (nearly) what the fp32 one does: the max difference is a
+    small fraction of the output scale, and the timing row is complete."""
+    model = timing.random_model(TINY)
+    out = timing.time_int8(TINY, model, 2, 16, SETTINGS, peak=10.0)
+    assert 0 < out["max_abs_diff_vs_fp32"] < 0.1 * out["max_abs_fp32_output"]
+    assert out["p50_ms"] > 0 and out["fraction_of_peak"] == pytest.approx(out["gflops"] / 10.0)
+
+
+def test_int8_rewrites_the_dense_layers():
+    from bort import quantize
+    model = timing.random_model(TINY)
+    qnet = quantize.quantize(model, [timing.inputs(TINY, 2, 16)])
+    graph = qnet._cached_graph[1].tojson()            # a SymbolBlock keeps its symbol here
+    assert "quantize_v2" in graph and "interleaved_matmul_selfatt" in graph
+
+
 def test_gemm_rate_is_positive():
     assert timing.gemm_peak_gflops(size=256, repeats=2) > 0
 
