@@ -24,12 +24,15 @@ code fine-tunes everything, and paper scale does too.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from bort import distillation as kd
+from bort import params, tasks
+from bort.errors import BortError
 from bort.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,63 @@ class FinetuneConfig:
     freeze_embeddings: bool = False   # keep the embeddings fixed and cache their output per row
     frozen_layers: int = 0            # ... and the lowest this many transformer cells (needs the above)
     seed: int = 0
+
+
+CONFIG_KEYS = {k: type(v) for k, v in asdict(FinetuneConfig()).items()}
+#: params.yaml `finetune` section: held-out policy, data folder, per-model configs, Agora
+SECTION_SCHEMA = {"heldout": str, "data": str, "bert": dict, "bort": dict, "agora": dict}
+#: the encoder each fine-tuned model starts from, and where fine-tuned models are written
+ENCODERS = {"bert": Path("models/teacher"), "bort": Path("models/student"), "bort-agora": Path("models/student")}
+FINETUNED = Path("models/finetune")
+
+
+def config(section: dict, which: str) -> FinetuneConfig:
+    """The checked FinetuneConfig of model `which` (bort-agora fine-tunes with Bort's)."""
+    key = "bert" if which == "bert" else "bort"
+    return FinetuneConfig(**params.check(dict(section[key]), CONFIG_KEYS, "finetune." + key))
+
+
+def splits(task: Task, directory, heldout: str):
+    """(train, Agora's dev, held-out, where the held-out numbers come from).
+
+    Honest evaluation (bort.md section 4): Agora reads the Agora split of dev, so reported
+    scores come from data it never saw -- the labelled test split (embedded data), or, for the
+    official files whose test labels are hidden, a fixed seeded half of dev."""
+    train = tasks.load_split(task, directory, "train") if "train" in task.splits else []
+    dev = tasks.load_split(task, directory, "dev") if "dev" in task.splits else []
+    test = tasks.load_split(task, directory, "test") if "test" in task.splits else []
+    labelled_test = [i for i in test if "label" in i or "answers" in i]
+    mode = heldout if heldout != "auto" else ("test" if labelled_test else "dev_half")
+    if mode == "test":
+        if not labelled_test:
+            raise BortError(f"finetune.heldout is 'test' but {task.name}'s test split has no labels; "
+                            "expected 'dev_half' for the official files")
+        return train, dev, labelled_test, "test split (labelled; never seen by Agora)"
+    rng = np.random.RandomState(1234)
+    order = rng.permutation(len(dev))
+    half = len(dev) // 2
+    if task.shape == "multirc":       # keep a question's answers on one side
+        groups = sorted({i["group"] for i in dev})
+        held_groups = set(np.array(groups)[rng.permutation(len(groups))[:len(groups) // 2]])
+        return ([*train], [i for i in dev if i["group"] not in held_groups],
+                [i for i in dev if i["group"] in held_groups], "held-out half of dev (seeded; never seen by Agora)")
+    held = [dev[j] for j in sorted(order[:half])]
+    agora_dev = [dev[j] for j in sorted(order[half:])]
+    return train, agora_dev, held, "held-out half of dev (seeded; never seen by Agora)"
+
+
+def new_model(task: Task, which: str, cfg: FinetuneConfig) -> "TaskModel":
+    """A fresh head on model `which`'s pretrained encoder."""
+    from bort import teacher
+    encoder, vocab, arch = teacher.load_model(ENCODERS[which], dropout=cfg.dropout)
+    return TaskModel(task, encoder, vocab, arch.hidden_size, cfg)
+
+
+def load_trained(task: Task, which: str, cfg: FinetuneConfig) -> "TaskModel":
+    """Model `which` as the finetune stage left it for `task`."""
+    model = new_model(task, which, cfg)
+    model.net.load_parameters(str(FINETUNED / which / task.name / "model.params"))
+    return model
 
 
 def row_texts(task: Task, inst: dict) -> List[Tuple[str, Optional[str]]]:
@@ -112,7 +172,6 @@ def build_classifier(encoder_model, hidden: int, outputs: int, dropout: float, p
     with `pooling: mean`, on the mean of the real tokens' states -- the representation the
     embedded MiniLM checkpoint was trained to produce (its [CLS] state was never trained alone)."""
     if pooling not in ("cls", "mean"):
-        from bort.errors import BortError
         raise BortError(f"params.yaml: finetune pooling: expected 'cls' or 'mean', got {pooling!r}")
     import mxnet as mx
     from mxnet.gluon import nn
@@ -204,10 +263,8 @@ class TaskModel:
         self.encode = Encoder(vocab)
         depth = len(encoder_model.encoder.transformer_cells)
         if cfg.frozen_layers and not cfg.freeze_embeddings:
-            from bort.errors import BortError
             raise BortError("params.yaml: finetune frozen_layers > 0 needs freeze_embeddings: true")
         if not 0 <= cfg.frozen_layers <= depth:
-            from bort.errors import BortError
             raise BortError(f"params.yaml: finetune frozen_layers: expected 0..{depth} (the encoder's depth), "
                             f"got {cfg.frozen_layers}")
         self.frozen: Optional[int] = cfg.frozen_layers if cfg.freeze_embeddings else None

@@ -24,64 +24,25 @@ import numpy as np                                                             #
 from tqdm import tqdm                                                          # noqa: E402
 
 from bort import agora, finetune, params, submission, tasks, teacher         # noqa: E402
+from bort.finetune import load_trained, new_model, splits                     # noqa: E402
 from bort import metrics as M                                                  # noqa: E402
-from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
+from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import atomic_dir, write_json                                    # noqa: E402
 
 log = logging.getLogger("finetune")
-MODELS = {"bert": Path("models/teacher"), "bort": Path("models/student"), "bort-agora": Path("models/student")}
-CONFIG_KEYS = {k: type(v) for k, v in asdict(finetune.FinetuneConfig()).items()}
 AGORA_KEYS = {k: type(v) for k, v in asdict(agora.AgoraConfig()).items()}
-
-
-def splits(task, directory, heldout: str):
-    """(train, Agora's dev, held-out, where the held-out numbers come from)."""
-    train = tasks.load_split(task, directory, "train") if "train" in task.splits else []
-    dev = tasks.load_split(task, directory, "dev") if "dev" in task.splits else []
-    test = tasks.load_split(task, directory, "test") if "test" in task.splits else []
-    labelled_test = [i for i in test if "label" in i or "answers" in i]
-    mode = heldout if heldout != "auto" else ("test" if labelled_test else "dev_half")
-    if mode == "test":
-        if not labelled_test:
-            raise BortError(f"finetune.heldout is 'test' but {task.name}'s test split has no labels; "
-                            "expected 'dev_half' for the official files")
-        return train, dev, labelled_test, "test split (labelled; never seen by Agora)"
-    rng = np.random.RandomState(1234)
-    order = rng.permutation(len(dev))
-    half = len(dev) // 2
-    if task.shape == "multirc":       # keep a question's answers on one side
-        groups = sorted({i["group"] for i in dev})
-        held_groups = set(np.array(groups)[rng.permutation(len(groups))[:len(groups) // 2]])
-        return ([*train], [i for i in dev if i["group"] not in held_groups],
-                [i for i in dev if i["group"] in held_groups], "held-out half of dev (seeded; never seen by Agora)")
-    held = [dev[j] for j in sorted(order[:half])]
-    agora_dev = [dev[j] for j in sorted(order[half:])]
-    return train, agora_dev, held, "held-out half of dev (seeded; never seen by Agora)"
-
-
-def new_model(task, which, cfg):
-    encoder, vocab, arch = teacher.load_model(MODELS[which], dropout=cfg.dropout)
-    return finetune.TaskModel(task, encoder, vocab, arch.hidden_size, cfg)
-
-
-def load_trained(task, which, cfg):
-    model = new_model(task, which, cfg)
-    model.net.load_parameters(str(Path("models/finetune") / which / task.name / "model.params"))
-    return model
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--model", required=True, choices=sorted(finetune.ENCODERS))
     parser.add_argument("--task", required=True, nargs="+", help="one or more task names")
     parser.add_argument("--parent", help="score the tasks with this task's trained model (diagnostics, MNLI-mm)")
     args = parser.parse_args(argv)
     setup_logging()
     task_list = [tasks.get_task(name) for name in args.task]
-    section = params.section("finetune", {"heldout": str, "data": str, "bert": dict, "bort": dict,
-                                          "agora": dict})
-    key = "bert" if args.model == "bert" else "bort"
-    cfg = finetune.FinetuneConfig(**params.check(dict(section[key]), CONFIG_KEYS, "finetune." + key))
+    section = params.section("finetune", finetune.SECTION_SCHEMA)
+    cfg = finetune.config(section, args.model)
     if args.parent:
         parent = tasks.get_task(args.parent)
         model = load_trained(parent, args.model, cfg)     # loaded once, scores every listed task
@@ -98,7 +59,7 @@ def score_with_parent(task, parent, model, which, cfg, section):
     _, _, held, held_note = splits(task, directory, section["heldout"])
     model.task = task if task.labels == parent.labels else parent
     result = {"task": task.name, "model": which, "heldout": held_note, "config": asdict(cfg), "scored_by": parent.name}
-    with atomic_dir(Path("models/finetune") / which / task.name) as tmp:
+    with atomic_dir(finetune.FINETUNED / which / task.name) as tmp:
         _finish(task, model, held, result, tmp, test_all=tasks.load_split(task, directory, "test"))
 
 
@@ -113,10 +74,10 @@ def fine_tune(task, which, cfg, section):
     bar = tqdm(desc=f"finetune {which} {task.name}", file=sys.stderr, unit="batch")
     if which == "bort-agora":
         acfg = agora.AgoraConfig(**params.check(section["agora"], AGORA_KEYS, "finetune.agora"))
-        labeler = load_trained(task, "bert", finetune.FinetuneConfig(**params.check(section["bert"], CONFIG_KEYS, "finetune.bert")))
+        labeler = load_trained(task, "bert", finetune.config(section, "bert"))
         pool = agora.Pool(json.loads(Path("models/agora_pool/texts.json").read_text()),
                           np.load("models/agora_pool/vectors.npy"))
-        enc, vocab, _ = teacher.load_model(MODELS["bert"])
+        enc, vocab, _ = teacher.load_model(finetune.ENCODERS["bert"])
 
         def embed(texts):
             return teacher.sentence_embeddings(enc, vocab, texts)
@@ -134,7 +95,7 @@ def fine_tune(task, which, cfg, section):
     bar.close()
     if agora_dev:
         result["agora_dev_scores"] = M.score(task, agora_dev, model.predict(agora_dev))
-    with atomic_dir(Path("models/finetune") / which / task.name) as tmp:
+    with atomic_dir(finetune.FINETUNED / which / task.name) as tmp:
         model.net.save_parameters(str(tmp / "model.params"))
         _finish(task, model, held, result, tmp, test_all=tasks.load_split(task, directory, "test"))
     log.info("%s %s: %s (%.1f s)", which, task.name, result["scores"], time.perf_counter() - started)
@@ -143,16 +104,16 @@ def fine_tune(task, which, cfg, section):
 def _finish(task, model, held, result, out_dir, test_all):
     """Score the held-out split and write the test submission, predicting each instance once
     (in the embedded data the held-out split *is* the labelled test split)."""
-    known = {}
-    for inst, pred in zip(test_all, model.predict(test_all)):
-        known[json.dumps(inst, sort_keys=True)] = pred
-    rest = [i for i in held if json.dumps(i, sort_keys=True) not in known]
-    known.update(zip((json.dumps(i, sort_keys=True) for i in rest), model.predict(rest)))
-    preds = tasks.map_labels(model.task, task, [known[json.dumps(i, sort_keys=True)] for i in held])
+    test_keys = [json.dumps(i, sort_keys=True) for i in test_all]
+    held_keys = [json.dumps(i, sort_keys=True) for i in held]
+    known = dict(zip(test_keys, model.predict(test_all)))
+    rest = [(k, i) for k, i in zip(held_keys, held) if k not in known]
+    known.update(zip([k for k, _ in rest], model.predict([i for _, i in rest])))
+    preds = tasks.map_labels(model.task, task, [known[k] for k in held_keys])
     result["scores"] = M.score(task, held, preds)          # map_labels: a parent scoring a diagnostic
     result["task_score"] = M.task_score(task, result["scores"])
     result["heldout_examples"] = len(held)
-    test_preds = tasks.map_labels(model.task, task, [known[json.dumps(i, sort_keys=True)] for i in test_all])
+    test_preds = tasks.map_labels(model.task, task, [known[k] for k in test_keys])
     submission.write(task, test_all, test_preds, out_dir / "submission")
     write_json(Path("metrics/finetune") / result["model"] / f"{task.name}.json", result)
 

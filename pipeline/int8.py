@@ -18,22 +18,19 @@ from bort import metrics as M                                                  #
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import write_json                                                # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import finetune as stage                                                       # noqa: E402
-
 log = logging.getLogger("int8")
 
 
 def main(argv=None) -> int:
     setup_logging()
     p = params.section("int8", {"tasks": list, "calibration_examples": int})
-    ft = params.section("finetune", {"heldout": str, "data": str, "bert": dict, "bort": dict, "agora": dict})
-    cfg = finetune.FinetuneConfig(**params.check(dict(ft["bort"]), stage.CONFIG_KEYS, "finetune.bort"))
+    ft = params.section("finetune", finetune.SECTION_SCHEMA)
+    cfg = finetune.config(ft, "bort")
     result = {"model": "bort", "calibration_examples": p["calibration_examples"], "tasks": {}}
     for name in tqdm(p["tasks"], desc="int8", file=sys.stderr):
         task = tasks.get_task(name)
-        train, _, held, note = stage.splits(task, tasks.task_dir(ft["data"], task), ft["heldout"])
-        model = stage.load_trained(task, "bort", cfg)
+        train, _, held, note = finetune.splits(task, tasks.task_dir(ft["data"], task), ft["heldout"])
+        model = finetune.load_trained(task, "bort", cfg)
         fp32 = M.score(task, held, model.predict(held))
         quantize.quantize_task_model(model, train[:p["calibration_examples"]])
         int8 = M.score(task, held, model.predict(held))
