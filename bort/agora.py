@@ -1,8 +1,8 @@
 """Agora: fine-tuning with points sampled near the model's mistakes (bort.md section 4).
 
 The loop, as the paper describes it and as we implement it:
-1. fine-tune the student on the training set (the `finetune-bort` stage's model: Agora starts
-   from it rather than repeating the same seeded run);
+1. fine-tune the student on the training set (the `bort` model of the same `finetune@T`
+   stage: Agora starts from it rather than repeating the same seeded run);
 2. predict the *Agora split* of dev and collect the misses;
 3. for each miss, make `k` new points near it in the teacher's sentence-embedding space (mean
    pooling, as the MiniLM checkpoint was trained; cosine similarity): one text segment of the
@@ -24,6 +24,7 @@ and `guard` fails loudly if a held-out input reaches training or Agora's dev spl
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -106,23 +107,54 @@ class Pool:
         return out
 
 
+def point_key(inst: dict) -> str:
+    """Everything a model reads of an instance (not its id or label): equal keys, equal inputs."""
+    return json.dumps({k: v for k, v in inst.items() if k not in ("id", "label", "answers")}, sort_keys=True)
+
+
 def sample_near(task: Task, misses: Sequence[dict], pool: Pool, embed: Callable[[List[str]], np.ndarray],
-                k: int, limit: int) -> List[dict]:
-    """k new unlabelled points per replaceable segment of each miss, nearest first."""
+                k: int, limit: int, taken: Set[str] = frozenset()) -> List[dict]:
+    """k new unlabelled points per replaceable segment of each miss, nearest first. A point whose
+    inputs were already made -- in `taken` (earlier rounds) or for another miss of this round --
+    is passed over for the next neighbour, so every point is new: a miss that recurs brings new
+    points rather than copies, and two nearby misses do not share theirs."""
     new: List[dict] = []
     if not misses:
         return new
+    taken = set(taken)
     plan = [(m, key) for m in misses for key in segments(task, m)]
     vectors = embed([m[key] for m, key in plan])
     for (miss, key), vector in zip(plan, vectors):
-        for text in pool.neighbours(vector, lambda t: compatible(task, miss, key, t), k):
-            point = {kk: v for kk, v in miss.items() if kk not in ("label", "answers")}
-            point[key] = text
+        base = {kk: v for kk, v in miss.items() if kk not in ("label", "answers")}
+
+        def fresh(text):
+            return compatible(task, miss, key, text) and point_key(dict(base, **{key: text})) not in taken
+        for text in pool.neighbours(vector, fresh, k):
+            point = dict(base, **{key: text})
+            taken.add(point_key(point))
             point["id"] = f'agora-{miss["id"]}-{key}-{len(new)}'
             new.append(point)
             if len(new) >= limit:
                 return new
     return new
+
+
+class Memo:
+    """`fn` over a list, computed once per distinct item within one Agora run: the embedder and
+    the labeler are fixed models, and a miss that recurs in the next round needs neither again."""
+
+    def __init__(self, fn: Callable[[list], Sequence], key: Callable = lambda x: x):
+        self.fn, self.key, self.known = fn, key, {}
+
+    def __call__(self, items: list) -> list:
+        keys = [self.key(x) for x in items]
+        todo = {}
+        for k, x in zip(keys, items):
+            if k not in self.known:
+                todo.setdefault(k, x)
+        if todo:
+            self.known.update(zip(todo, self.fn(list(todo.values()))))
+        return [self.known[k] for k in keys]
 
 
 def label_points(task: Task, points: List[dict], preds: Sequence) -> List[dict]:
@@ -148,18 +180,20 @@ def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
     (the student after the rounds, per-round records)."""
     guard(train, forbidden, "training set")
     guard(agora_dev, forbidden, "dev split")
+    embed, label = Memo(embed), Memo(labeler.predict, point_key)
     records, added = [], []
     latest: List[dict] = []
+    preds = model.predict(agora_dev)            # a round starts from the previous round's predictions
     for r in range(cfg.rounds):
-        preds = model.predict(agora_dev)
         misses = [inst for inst, p in zip(agora_dev, preds) if is_miss(task, inst, p)]
         record = {"round": r + 1, "dev_before": score(agora_dev, preds), "misses": len(misses)}
-        points = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round)
+        points = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round,
+                             {point_key(p) for p in added})
         kept = [p for p in points if text_key(p) not in forbidden]      # a neighbour swap may
         record["dropped_heldout_collisions"] = len(points) - len(kept)   # recreate a held-out point
         points = kept
         guard(points, forbidden, f"round {r + 1} points")
-        labels = labeler.predict(misses + points)         # one pass: agreement on misses, labels for points
+        labels = label(misses + points)          # one pass: agreement on misses, labels for points
         if misses:
             record["labeler_agreement"] = float(np.mean([not is_miss(task, m, p) for m, p in zip(misses, labels)]))
         latest = label_points(task, points, labels[len(misses):])
@@ -167,7 +201,8 @@ def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         record["points_added"] = len(latest)
         record["points_total"] = len(added)
         model.fit(list(train) + (added if cfg.replay else latest), progress, epochs=cfg.round_epochs)
-        record["dev_after"] = score(agora_dev, model.predict(agora_dev))
+        preds = model.predict(agora_dev)
+        record["dev_after"] = score(agora_dev, preds)
         records.append(record)
         log.info("%s Agora round %d: %d misses, %d points added, labeler agreement %s, dev %.3f -> %.3f",
                  task.name, r + 1, len(misses), len(latest), record.get("labeler_agreement"),

@@ -541,6 +541,11 @@ def _write_jsonl(path: Path, records):
 
 
 SPLITS = ("train", "dev", "test")
+#: Encoded rows (passage + one answer / candidate / option) per generated record of the passage
+#: tasks. A split's size counts rows, as for every other task, so that each task costs about the
+#: same to fine-tune: a MultiRC passage has 2 questions x 4 answers, a ReCoRD query 3 candidate
+#: entities, a RACE passage 3 questions x 4 options.
+PASSAGE_ROWS = {"MultiRC": 8, "ReCoRD": 3, "RACE": 12}
 
 
 def write_glue(root: Path, sizes: Dict[str, int], seed: int, noise: float, unique: "Unique") -> None:
@@ -647,11 +652,11 @@ def write_superglue(root: Path, sizes: Dict[str, int], seed: int, noise: float, 
             _write_jsonl(sg / name / files[split], [dict(r, idx=i) for i, r in enumerate(records)])
         rng = _rng(seed, "MultiRC", split)
         counter = iter(range(10 ** 9))
-        records = unique.draw("MultiRC", lambda: _multirc(rng, noise, next(counter)), max(1, n // 4),
+        records = unique.draw("MultiRC", lambda: _multirc(rng, noise, next(counter)), max(1, n // PASSAGE_ROWS["MultiRC"]),
                               lambda r: r["passage"]["text"])
         _write_jsonl(sg / "MultiRC" / files[split], [dict(r, idx=i) for i, r in enumerate(records)])
         rng = _rng(seed, "ReCoRD", split)
-        records = unique.draw("ReCoRD", lambda: _record(rng, 0), n,
+        records = unique.draw("ReCoRD", lambda: _record(rng, 0), max(1, n // PASSAGE_ROWS["ReCoRD"]),
                               lambda r: (r["passage"]["text"], r["qas"][0]["query"]))
         for i, r in enumerate(records):
             r["idx"] = r["qas"][0]["idx"] = i
@@ -682,7 +687,7 @@ def write_race(root: Path, sizes: Dict[str, int], seed: int, noise: float, uniqu
             folder = root / "RACE" / split / level
             folder.mkdir(parents=True, exist_ok=True)
             records = unique.draw(f"RACE-{level}", lambda: _race_passage(rng, level, noise),
-                                  max(1, sizes[split] // 3), lambda r: r["article"])
+                                  max(1, sizes[split] // PASSAGE_ROWS["RACE"]), lambda r: r["article"])
             for k, record in enumerate(records):
                 record["id"] = f"{level}{k}.txt"
                 (folder / f"{k}.txt").write_text(json.dumps(record, sort_keys=True), encoding="utf-8")

@@ -12,16 +12,17 @@ sequence, compared with MXNet's to 1e-4.
 from __future__ import annotations
 
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
 OPSET = 17          # LayerNormalization is a standard op from opset 17
 
 
-def build(arch, arrays: Dict[str, np.ndarray]):
-    """An onnx.ModelProto computing the final hidden states of `arch` with the given weights
-    (GluonNLP structural names, as `bort.distillation.param_arrays` returns them)."""
+def build(arch, arrays: Dict[str, np.ndarray], layers: Optional[int] = None):
+    """An onnx.ModelProto computing the hidden states of `arch` with the given weights (GluonNLP
+    structural names, as `bort.distillation.param_arrays` returns them) after its first `layers`
+    transformer cells (default: all of them; fine-tuning runs a frozen lower part this way)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -64,7 +65,7 @@ def build(arch, arrays: Dict[str, np.ndarray]):
     scale = const("scale", np.array(1.0 / math.sqrt(d), np.float32))
     half, sqrt2, one = (const("half", np.array(0.5, np.float32)), const("sqrt2", np.array(math.sqrt(2), np.float32)),
                         const("one_f", np.array(1.0, np.float32)))
-    for k in range(arch.depth):
+    for k in range(arch.depth if layers is None else layers):
         p = f"encoder.transformer_cells.{k}."
         qkv = {}
         for part in ("query", "key", "value"):

@@ -61,24 +61,3 @@ def max_abs_diff(reference, candidate, inputs: List) -> Tuple[float, float]:
     ref = first_output(reference(*inputs)).asnumpy()
     got = first_output(candidate(*inputs)).asnumpy()
     return float(abs(ref - got).max()), float(abs(ref).max())
-
-
-def quantize_task_model(model, calibration: Sequence[dict], batch_size: int = 32):
-    """A fine-tuned `bort.finetune.TaskModel` whose network is replaced by its int8 version,
-    calibrated on `calibration` instances (training data: never the held-out split). The
-    returned model predicts through the full network (no cached lower states)."""
-    import mxnet as mx
-    from bort.finetune import pad_rows
-    rows, _, _ = model._rows(list(calibration))
-    pad = model.vocab[model.vocab.padding_token]
-    batches = []
-    for s in range(0, len(rows) - batch_size + 1, batch_size):      # whole batches: one shape
-        ids, types, lengths = pad_rows(rows[s:s + batch_size], pad)
-        width = model.max_len
-        ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=pad)
-        types = np.pad(types, ((0, 0), (0, width - types.shape[1])))
-        batches.append((mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths)))
-    model.net.hybridize()
-    model.net = quantize(model.net, batches)
-    model.frozen = None
-    return model

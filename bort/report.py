@@ -96,7 +96,8 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
         if task.suite != suite:
             continue
         metrics = "/".join(task.metrics)
-        measured = next((finetune[m][name]["heldout"] for m in MODELS if name in finetune.get(m, {})), "")
+        measured = next((f'{finetune[m][name]["heldout"]}, n = {finetune[m][name]["heldout_examples"]}'
+                         for m in MODELS if name in finetune.get(m, {})), "")
         cells = []
         fl = floor.get(name)
         cells.append(_fmt(task, fl))

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import finetune, params, quantize, tasks                            # noqa: E402
+from bort import finetune, params, tasks                                      # noqa: E402
 from bort import metrics as M                                                  # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import write_json                                                # noqa: E402
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         train, _, held, note = finetune.splits(task, tasks.task_dir(ft["data"], task), ft["heldout"])
         model = finetune.load_trained(task, "bort", cfg)
         fp32 = M.score(task, held, model.predict(held))
-        quantize.quantize_task_model(model, train[:p["calibration_examples"]])
+        model.quantize(train[:p["calibration_examples"]])
         int8 = M.score(task, held, model.predict(held))
         result["tasks"][name] = {"measured_on": note, "fp32": fp32, "int8": int8,
                                  "fp32_task_score": M.task_score(task, fp32), "int8_task_score": M.task_score(task, int8)}

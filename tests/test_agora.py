@@ -115,3 +115,29 @@ def test_pipeline_splits_keep_heldout_apart(embedded_root, tmp_path):
     multirc = tasks.TASKS["MultiRC"]
     _, a, h, _ = stage.splits(multirc, tasks.task_dir(embedded_root, multirc), "dev_half")
     assert not {i["group"] for i in a} & {i["group"] for i in h}
+
+
+def test_a_recurring_miss_brings_new_points_and_costs_no_second_labelling():
+    """Round 2 sees the same misses (a student that never learns): its points are the next
+    neighbours, not copies of round 1's, and the labeler is not asked about a miss twice."""
+    train, dev, test, pool = case()
+
+    class Frozen(NearestNeighbour):
+        def fit(self, train, progress=None, epochs=None):
+            return [0.0]
+
+    class Counting(Labeler):
+        asked = []
+
+        def predict(self, instances):
+            self.asked.extend(agora.point_key(i) for i in instances)
+            return super().predict(instances)
+    student, labeler = fitted(train), Counting()
+    student.fit = Frozen().fit
+    _, rounds = agora.run(TASK, student, train, dev, labeler, pool, embed,
+                          agora.AgoraConfig(rounds=2, neighbours=2, max_new_per_round=400), set(),
+                          lambda i, p: 0.0)
+    assert rounds[0]["misses"] == rounds[1]["misses"] > 0
+    assert rounds[1]["points_added"] == rounds[0]["points_added"] > 0
+    assert len(labeler.asked) == len(set(labeler.asked))          # every distinct input labelled once
+    assert len(set(labeler.asked)) == rounds[0]["misses"] + rounds[0]["points_added"] + rounds[1]["points_added"]

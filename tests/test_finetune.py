@@ -22,7 +22,7 @@ def tiny_model(task, vocab, epochs=15, depth=1, **frozen):
     encoder(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))   # resolve deferred shapes
     cfg = finetune.FinetuneConfig(epochs=epochs, batch_size=8, lr=3e-3, dropout=0.0, max_len=32,
                                   max_len_passage=48, pooling="mean", warmup_fraction=0.05, **frozen)
-    return finetune.TaskModel(task, encoder, vocab, arch.hidden_size, cfg)
+    return finetune.TaskModel(task, encoder, vocab, arch, cfg)
 
 
 def sentence(rng, marker):
@@ -104,14 +104,17 @@ def used(net):
     return {k: v for k, v in net.collect_params().items() if "pooler" not in k}
 
 
-@pytest.mark.parametrize("frozen_layers", [0, 1, 2])
-def test_frozen_lower_part_gives_the_full_forward(vocab, frozen_layers):
-    """Cached lower states + the trainable top compute exactly what the whole network does."""
+@pytest.mark.parametrize("frozen_layers,runtime", [(0, "mxnet"), (1, "mxnet"), (2, "mxnet"),
+                                                   (1, "onnxruntime"), (2, "onnxruntime")])
+def test_frozen_lower_part_gives_the_full_forward(vocab, frozen_layers, runtime):
+    """Cached lower states (from MXNet or ONNX Runtime) + the trainable top compute what the
+    whole network does."""
     task = tasks.TASKS["RTE"]
     rng = np.random.RandomState(1)
     data = make(task, rng, 12)
     full = tiny_model(task, vocab, depth=2)
-    split = tiny_model(task, vocab, depth=2, freeze_embeddings=True, frozen_layers=frozen_layers)
+    split = tiny_model(task, vocab, depth=2, freeze_embeddings=True, frozen_layers=frozen_layers,
+                       frozen_runtime=runtime)
     a, _ = full._scores(data)
     split._scores(data)                                   # resolves the head's deferred shapes
     for mine, theirs in zip(used(split.net).values(), used(full.net).values()):
@@ -142,17 +145,18 @@ def test_frozen_layers_are_checked(vocab):
         tiny_model(task, vocab, frozen_layers=1)
     with pytest.raises(BortError, match=r"expected 0\.\.1"):
         tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=2)
+    with pytest.raises(BortError, match="frozen_runtime: expected 'mxnet' or 'onnxruntime'"):
+        tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=1, frozen_runtime="tvm")
 
 
 def test_int8_task_model_predicts_like_fp32(vocab):
     """bort.quantize on a fine-tuned task model: same predictions on nearly every instance."""
-    from bort import quantize
     task = tasks.TASKS["SST-2"]
     rng = np.random.RandomState(3)
     train, test = make(task, rng, 64), make(task, rng, 40)
     model = tiny_model(task, vocab, freeze_embeddings=True)
     model.fit(train)
     fp32 = model.predict(test)
-    quantize.quantize_task_model(model, train, batch_size=16)
+    model.quantize(train, batch_size=16)
     assert model.frozen is None and "quantize_v2" in model.net._cached_graph[1].tojson()
     assert np.mean(np.array(model.predict(test)) == np.array(fp32)) >= 0.9
