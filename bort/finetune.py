@@ -23,6 +23,7 @@ code fine-tunes everything, and paper scale does too.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -313,13 +314,19 @@ class TaskModel:
         return upper_scores(self.net, mx.nd.array(x), lengths, self.frozen), owner
 
     def _lower_states(self, rows, keys, cache: bool) -> List[np.ndarray]:
-        """Each row's frozen-part states, computed once per row while `cache` (training) is on."""
-        import mxnet as mx
+        """Each row's frozen-part states, computed once per row while `cache` (training) is on;
+        rows not yet known are computed shortest first."""
         todo = sorted({k for k, key in enumerate(keys) if key not in self._lower}, key=lambda k: rows[k][1])
+        compute = self._lower_onnx if self.cfg.frozen_runtime == "onnxruntime" and self.frozen else self._lower_mxnet
+        fresh = compute(rows, keys, todo)
+        if cache:
+            self._lower.update(fresh)
+        return [self._lower[key] if key in self._lower else fresh[key] for key in keys]
+
+    def _lower_mxnet(self, rows, keys, todo) -> Dict[tuple, np.ndarray]:
+        """The frozen part in MXNet: padded batches of 64 rows (GluonNLP masks by length)."""
+        import mxnet as mx
         fresh: Dict[tuple, np.ndarray] = {}
-        if self.cfg.frozen_runtime == "onnxruntime" and self.frozen:
-            self._lower_states_onnx(rows, keys, todo, fresh)
-            todo = []
         for s in range(0, len(todo), 64):
             part = [rows[k] for k in todo[s:s + 64]]
             ids, types, lengths = pad_rows(part, self.vocab[self.vocab.padding_token])
@@ -327,30 +334,26 @@ class TaskModel:
                                self.frozen).asnumpy()
             for j, k in enumerate(todo[s:s + 64]):
                 fresh[keys[k]] = out[:rows[k][1], j].copy()
-        if cache:
-            self._lower.update(fresh)
-        return [self._lower[key] if key in self._lower else fresh[key] for key in keys]
+        return fresh
 
-    def _lower_states_onnx(self, rows, keys, todo, fresh) -> None:
+    def _lower_onnx(self, rows, keys, todo) -> Dict[tuple, np.ndarray]:
         """The frozen part in ONNX Runtime (bort.onnx_graph: the same embeddings and cells, the
-        same weights; 2-3x MXNet's speed on CPU in the `time` stage). Rows are batched by exact
-        length, so no batch carries padding and the graph needs no attention mask."""
-        from bort import distillation as kd, onnx_graph
+        same weights; 2-3x MXNet's speed on CPU in the `time` stage). `todo` is sorted by length,
+        so each batch holds rows of one exact length: no padding, and the graph needs no mask."""
+        from bort import onnx_graph
         if self._session is None:
-            arch = self.arch
-            self._session = onnx_graph.session(onnx_graph.build(arch, kd.param_arrays(self.net.encoder), self.frozen))
-        by_length: Dict[int, List[int]] = {}
-        for k in todo:
-            by_length.setdefault(rows[k][1], []).append(k)
-        for length in sorted(by_length):
-            group = by_length[length]
-            for s in range(0, len(group), 64):
-                part = group[s:s + 64]
+            self._session = onnx_graph.session(onnx_graph.build(self.arch, kd.param_arrays(self.net.encoder), self.frozen))
+        fresh: Dict[tuple, np.ndarray] = {}
+        for length, same in itertools.groupby(todo, key=lambda k: rows[k][1]):
+            same = list(same)
+            for s in range(0, len(same), 64):
+                part = same[s:s + 64]
                 ids = np.stack([rows[k][0][:length] for k in part]).astype(np.int64)
                 types = np.stack([rows[k][2][:length] for k in part]).astype(np.int64)
                 out = self._session.run(None, {"input_ids": ids, "token_types": types})[0]
                 for j, k in enumerate(part):
                     fresh[keys[k]] = out[j].copy()
+        return fresh
 
     def loss(self, instances, cache: bool = False):
         import mxnet as mx

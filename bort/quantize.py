@@ -19,10 +19,6 @@ from __future__ import annotations
 import logging
 from typing import List, Sequence, Tuple
 
-import numpy as np
-
-log = logging.getLogger(__name__)
-
 #: layer-name patterns kept in fp32 (see the module docstring)
 FP32_LAYERS = ("interleaved", "embed", "pooler")
 FP32_OPERATORS = ("Embedding", "elemwise_add", "_plus", "Concat", "broadcast_add")
