@@ -1,100 +1,78 @@
-"""Agora: fine-tuning with points sampled near the model's mistakes (bort.md section 4).
+"""Agora: fine-tuning with points sampled near the model's mistakes.
 
-The loop, as the paper describes it and as we implement it:
-1. fine-tune the student on the training set (the `bort` model of the same `finetune@T`
-   stage: Agora starts from it rather than repeating the same seeded run);
+de Wynter, "An Algorithm for Learning Smaller Representations of Models With Scarce Data" (arXiv
+2010.07990), as Bort uses it (arXiv 2010.10499; alexa/bort README adds "replay"). The loop, as we
+implement it:
+1. fine-tune the student on the training set (the `bort` model of the same task: Agora starts
+   from it rather than repeating the same seeded run);
 2. predict the *Agora split* of dev and collect the misses;
 3. for each miss, make `k` new points near it in the teacher's sentence-embedding space (mean
-   pooling, as the MiniLM checkpoint was trained; cosine similarity): one text segment of the
-   miss is replaced by its nearest neighbours from an unlabelled pool -- corpus sentences and
-   the *training* texts of all tasks -- for pair tasks segment by segment;
-4. label the new points with a second, stronger model: the fine-tuned source model (BERT) of
-   the same task;
+   pooling, as the MiniLM checkpoint was trained; cosine similarity): one text segment of the miss
+   is replaced by its nearest neighbours from an unlabelled pool -- corpus sentences and the
+   *training* texts of all tasks (`pool_texts`) -- segment by segment;
+4. label the new points with a second, stronger model: the fine-tuned source model (BERT) of the
+   same task;
 5. add them to the training set and fine-tune the model further on it for `round_epochs`; with
    `replay` every earlier round's points are trained on again, without it only the newest round's.
-Repeat for `rounds`. Each round records misses found, points added, how often the labeler
-agreed with the gold labels of the misses, and the dev score.
+Repeat for `rounds`. Each round records misses found, points added, how often the labeler agreed
+with the gold labels of the misses, and the dev score.
 
-Which segment is "near" depends on the task's shape: text_a / text_b of single, pair,
-regression and MultiRC instances; the premise of COPA and the question of RACE; the query of
-ReCoRD (pool: queries with a placeholder); for WiC only pool sentences containing the target
-word, for WSC only texts containing both spans. Agora sees the training set and the Agora split
-of dev only: a generated point that happens to equal a held-out input is dropped (and counted),
-and `guard` fails loudly if a held-out input reaches training or Agora's dev split.
+Which segment is "near", and which pool text may stand in for it, is the task shape's
+(bort.shapes: `segments`, `compatible`): text_a / text_b of pairs, the premise of COPA, the
+question of RACE, the query of ReCoRD (a pool text with a placeholder), for WiC a pool sentence
+containing the target word, for WSC one containing both spans. Agora sees the training set and
+the Agora split of dev only: a generated point whose inputs equal a held-out instance's is dropped
+(and counted), and `guard` fails loudly if a held-out input reaches training or Agora's dev split.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Set
+from pathlib import Path
+from typing import Callable, List, Sequence, Set, Tuple
 
 import numpy as np
 
+from bort.finetune import AgoraConfig
 from bort.tasks import Task
 
 log = logging.getLogger(__name__)
+SEGMENT_KEYS = ("text_a", "text_b", "question", "query")     # the text segments of an instance
 
 
-@dataclass(frozen=True)
-class AgoraConfig:
-    rounds: int = 2
-    round_epochs: int = 2       # epochs of further fine-tuning on the augmented set per round
-    neighbours: int = 2         # k new points per segment of each miss
-    replay: bool = True
-    max_new_per_round: int = 400
-    seed: int = 0
-
-
-def segments(task: Task, inst: dict) -> List[str]:
-    """Keys of the instance texts that Agora may replace by neighbours."""
-    if task.shape == "choice":
-        return ["question"] if task.suite == "race" else ["text_a"]
-    if task.shape == "record":
-        return ["query"]
-    if task.shape == "wsc":
-        return ["text_a"]
-    if task.shape == "multirc":
-        return ["text_b"]
-    return ["text_a", "text_b"] if "text_b" in inst and inst["text_b"] is not None else ["text_a"]
-
-
-def compatible(task: Task, inst: dict, key: str, text: str) -> bool:
-    """Whether a pool text can stand in for `inst[key]` without breaking the task's structure."""
-    if text == inst[key]:
-        return False
-    if task.shape == "wic":
-        return re.search(rf"\b{re.escape(inst['fields']['word'])}\b", text) is not None
-    if task.shape == "wsc":
-        target = inst["fields"]["target"]
-        words = set(text.rstrip(".").split())
-        return target["span1_text"].split()[-1] in words and target["span2_text"] in words
-    if task.shape == "record":
-        return "@placeholder" in text
-    return True
-
-
-def is_miss(task: Task, inst: dict, pred) -> bool:
-    if task.shape == "record":
-        return pred not in inst["answers"]
-    if task.shape == "regression":
-        return abs(pred - inst["label"]) > 1.0
-    return pred != inst["label"]
-
-
-def text_key(inst: dict) -> tuple:
-    """What makes two instances the same point for the held-out guard: every input text,
-    options and candidates included (COPA premises recur with other choices)."""
-    return tuple(inst.get(k) for k in ("text_a", "text_b", "question", "query")) + \
-        tuple(inst.get("choices", ())) + tuple(inst.get("candidates", ()))
+def pool_texts(training_sets: Sequence[Sequence[dict]], corpus_lines: Sequence[str], per_task: int,
+               corpus_sentences: int, seed: int) -> List[str]:
+    """Agora's unlabelled pool: up to `per_task` distinct text segments of each training set (in
+    the order given) and `corpus_sentences` corpus sentences of 5-40 words, drawn with `seed`."""
+    rng = np.random.RandomState(seed)
+    texts = set()
+    for instances in training_sets:
+        seen = sorted({inst[k] for inst in instances for k in SEGMENT_KEYS if isinstance(inst.get(k), str)})
+        take = rng.permutation(len(seen))[:per_task]
+        texts.update(seen[j] for j in sorted(take))
+    sentences = sorted({s.strip() for line in corpus_lines for s in re.split(r"(?<=[.!?])\s+", line)
+                        if 5 <= len(s.split()) <= 40})
+    take = rng.permutation(len(sentences))[:corpus_sentences]
+    texts.update(sentences[j] for j in sorted(take))
+    return sorted(texts)
 
 
 class Pool:
     """Unlabelled texts with their (L2-normalised) teacher sentence embeddings."""
+    TEXTS, VECTORS = "texts.json", "vectors.npy"         # the files of a saved pool's folder
 
     def __init__(self, texts: Sequence[str], vectors: np.ndarray):
         self.texts, self.vectors = list(texts), vectors
+
+    def save(self, folder) -> None:
+        (Path(folder) / self.TEXTS).write_text(json.dumps(self.texts, indent=0) + "\n", encoding="utf-8")
+        np.save(Path(folder) / self.VECTORS, self.vectors.astype(np.float32))
+
+    @classmethod
+    def load(cls, folder) -> "Pool":
+        folder = Path(folder)
+        return cls(json.loads((folder / cls.TEXTS).read_text(encoding="utf-8")), np.load(folder / cls.VECTORS))
 
     def neighbours(self, vector: np.ndarray, accept: Callable[[str], bool], k: int) -> List[str]:
         order = np.argsort(-(self.vectors @ vector), kind="stable")
@@ -107,33 +85,31 @@ class Pool:
         return out
 
 
-def point_key(inst: dict) -> str:
-    """Everything a model reads of an instance (not its id or label): equal keys, equal inputs."""
-    return json.dumps({k: v for k, v in inst.items() if k not in ("id", "label", "answers")}, sort_keys=True)
-
-
 def sample_near(task: Task, misses: Sequence[dict], pool: Pool, embed: Callable[[List[str]], np.ndarray],
-                k: int, limit: int, taken: Set[str] = frozenset()) -> List[dict]:
-    """k new unlabelled points per replaceable segment of each miss, nearest first. A point whose
-    inputs were already made -- in `taken` (earlier rounds) or for another miss of this round --
-    is passed over for the next neighbour, so every point is new: a miss that recurs brings new
-    points rather than copies, and two nearby misses do not share theirs."""
-    new: List[dict] = []
+                k: int, limit: int, taken: Set[tuple] = frozenset()) -> List[Tuple[tuple, dict]]:
+    """k new unlabelled points per replaceable segment of each miss, nearest first, as (mark,
+    point) pairs; a mark is (the miss's inputs, the point's inputs). A point a miss already
+    brought -- in `taken` (earlier rounds) or for another of its segments -- is passed over for
+    the next neighbour, so a miss that recurs brings new points rather than copies."""
+    shape = task.shape
+    new: List[Tuple[tuple, dict]] = []
     if not misses:
         return new
     taken = set(taken)
-    plan = [(m, key) for m in misses for key in segments(task, m)]
+    plan = [(m, key) for m in misses for key in shape.segments(m)]
     vectors = embed([m[key] for m, key in plan])
     for (miss, key), vector in zip(plan, vectors):
         base = {kk: v for kk, v in miss.items() if kk not in ("label", "answers")}
+        origin = shape.inputs(miss)
 
         def fresh(text):
-            return compatible(task, miss, key, text) and point_key(dict(base, **{key: text})) not in taken
+            return shape.compatible(miss, key, text) and (origin, shape.inputs(dict(base, **{key: text}))) not in taken
         for text in pool.neighbours(vector, fresh, k):
             point = dict(base, **{key: text})
-            taken.add(point_key(point))
+            mark = (origin, shape.inputs(point))
+            taken.add(mark)
             point["id"] = f'agora-{miss["id"]}-{key}-{len(new)}'
-            new.append(point)
+            new.append((mark, point))
             if len(new) >= limit:
                 return new
     return new
@@ -157,47 +133,39 @@ class Memo:
         return [self.known[k] for k in keys]
 
 
-def label_points(task: Task, points: List[dict], preds: Sequence) -> List[dict]:
-    """Give each new point the labeler's prediction as its label (ReCoRD: its entity)."""
-    for point, pred in zip(points, preds):
-        if task.shape == "record":
-            point["answers"] = [pred]
-        else:
-            point["label"] = pred
-    return points
-
-
-def guard(points: Sequence[dict], forbidden: Set[tuple], where: str) -> None:
+def guard(task: Task, points: Sequence[dict], forbidden: Set[tuple], where: str) -> None:
     """Agora must never see a held-out point; fail loudly if one slips in."""
-    leaked = [p["id"] for p in points if text_key(p) in forbidden]
+    leaked = [p["id"] for p in points if task.shape.inputs(p) in forbidden]
     if leaked:
         raise AssertionError(f"Agora {where} contains {len(leaked)} held-out point(s), e.g. {leaked[:3]}")
 
 
 def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         pool: Pool, embed, cfg: AgoraConfig, forbidden: Set[tuple], score: Callable, progress=None):
-    """Agora's rounds on `model`, a student already fine-tuned on `train` (step 1); returns
-    (the student after the rounds, per-round records)."""
-    guard(train, forbidden, "training set")
-    guard(agora_dev, forbidden, "dev split")
-    embed, label = Memo(embed), Memo(labeler.predict, point_key)
-    records, added = [], []
+    """Agora's rounds on `model`, a student already fine-tuned on `train` (step 1); `forbidden`
+    holds the inputs (`shape.inputs`) of the held-out instances. Returns (the student after the
+    rounds, per-round records)."""
+    shape = task.shape
+    guard(task, train, forbidden, "training set")
+    guard(task, agora_dev, forbidden, "dev split")
+    embed, label = Memo(embed), Memo(labeler.predict, shape.inputs)
+    records, added, marks = [], [], []
     latest: List[dict] = []
     preds = model.predict(agora_dev)            # a round starts from the previous round's predictions
     for r in range(cfg.rounds):
-        misses = [inst for inst, p in zip(agora_dev, preds) if is_miss(task, inst, p)]
+        misses = [inst for inst, p in zip(agora_dev, preds) if shape.is_miss(inst, p)]
         record = {"round": r + 1, "dev_before": score(agora_dev, preds), "misses": len(misses)}
-        points = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round,
-                             {point_key(p) for p in added})
-        kept = [p for p in points if text_key(p) not in forbidden]      # a neighbour swap may
-        record["dropped_heldout_collisions"] = len(points) - len(kept)   # recreate a held-out point
-        points = kept
-        guard(points, forbidden, f"round {r + 1} points")
+        sampled = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round, set(marks))
+        kept = [(m, p) for m, p in sampled if shape.inputs(p) not in forbidden]   # a neighbour swap may
+        record["dropped_heldout_collisions"] = len(sampled) - len(kept)           # recreate a held-out point
+        points = [p for _, p in kept]
+        guard(task, points, forbidden, f"round {r + 1} points")
         labels = label(misses + points)          # one pass: agreement on misses, labels for points
         if misses:
-            record["labeler_agreement"] = float(np.mean([not is_miss(task, m, p) for m, p in zip(misses, labels)]))
-        latest = label_points(task, points, labels[len(misses):])
+            record["labeler_agreement"] = float(np.mean([not shape.is_miss(m, p) for m, p in zip(misses, labels)]))
+        latest = [shape.with_label(p, y) for p, y in zip(points, labels[len(misses):])]
         added.extend(latest)
+        marks.extend(m for m, _ in kept)
         record["points_added"] = len(latest)
         record["points_total"] = len(added)
         model.fit(list(train) + (added if cfg.replay else latest), progress, epochs=cfg.round_epochs)

@@ -1,10 +1,11 @@
 """An architecture ⟨D, A, H, I⟩, its exact parameter and FLOP counts, and its GluonNLP model.
 
-bort.md section 1: a BERT encoder is described by depth D, attention heads A, hidden size H and
-intermediate (feed-forward) size I. GluonNLP 0.10's `BERTEncoder` calls H `units` and I
+de Wynter & Perry (arXiv 2010.10499, "Optimal Subarchitecture Extraction for BERT"): a BERT
+encoder is described by depth D, attention heads A, hidden size H and intermediate (feed-forward)
+size I. GluonNLP 0.10's `BERTEncoder` calls H `units` and I
 `hidden_size`; we use the paper's names. The counts here are analytic and must equal the
 parameter count of the instantiated GluonNLP `BERTModel` (with pooler, no decoder/classifier):
-the FPTAS (section 2) ranks candidates by them without building anything.
+the FPTAS (bort.extraction) ranks candidates by them without building anything.
 
 Embedding parameters are word + token-type + position embeddings and the embedding layer norm;
 the *effective* size is everything else (encoder layers and pooler), the paper's headline size,
@@ -18,6 +19,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 from bort.errors import BortError, cli_main
@@ -122,6 +124,20 @@ class Arch:
                          units=self.hidden_size, embed_size=self.hidden_size, word_embed=None,
                          use_pooler=True, use_decoder=decoder, use_classifier=False, prefix=prefix)
 
+    def extracted(self, tuple_: Sequence[int]) -> "Arch":
+        """The sub-architecture ⟨D, A, H, I⟩ = `tuple_` of this source: its vocabulary, positions
+        and token types are the source's (the embedding is what it extracts from)."""
+        return Arch(*tuple_, vocab_size=self.vocab_size, max_length=self.max_length, token_types=self.token_types)
+
+    @classmethod
+    def read(cls, path) -> "Arch":
+        """The architecture a model folder's arch.json records (other keys there are counts)."""
+        try:
+            info = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BortError(f"{path}: expected a readable arch.json ({err})") from None
+        return cls.from_dict({k: info[k] for k in cls.__dataclass_fields__ if k in info}, str(path))
+
     @classmethod
     def from_dict(cls, data: dict, where: str = "architecture") -> "Arch":
         known = {f for f in cls.__dataclass_fields__}
@@ -132,6 +148,17 @@ class Arch:
             return cls(**data)
         except TypeError as err:
             raise BortError(f"{where}: {err}") from None
+
+
+def read_student(extract_metrics, teacher_arch_json) -> Arch:
+    """The student architecture: ξ* as the extract stage recorded it (metrics/extract.json
+    `chosen.arch`), a sub-architecture of the source whose arch.json the teacher stage wrote."""
+    path = Path(extract_metrics)
+    try:
+        chosen = json.loads(path.read_text())["chosen"]["arch"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise BortError(f"{path}: expected the extract stage's metrics with chosen.arch ({err!r})") from None
+    return Arch.read(teacher_arch_json).extracted(chosen)
 
 
 def parse_args(argv):

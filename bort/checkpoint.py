@@ -2,24 +2,23 @@
 
 A checkpoint is a folder: the model and projection parameters, the trainer (optimizer) states,
 and `state.json` with the step reached, the RNG states, the loss history, a fingerprint of the
-configuration that produced it, and the SHA-256 of every other file. It is written into a
-temporary sibling and renamed into place, so a run killed at any instant leaves either the
-previous checkpoint or the new one. On load every hash is checked: a damaged file is reported
-by name, never loaded.
+configuration that produced it, and the SHA-256 of every other file. It is written with
+`bort.io.atomic_dir` (a temporary sibling renamed into place, the previous checkpoint kept until
+then), so a run killed at any instant leaves either the previous checkpoint or the new one. On
+load every hash is checked: a damaged file is reported by name, never loaded.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
 from bort.errors import at
+from bort.io import atomic_dir, recover
 
 
 def sha256(path: Path) -> str:
@@ -48,34 +47,22 @@ def restore_rng(state: dict) -> None:
 
 def save(folder, blocks: Dict[str, object], trainer, state: dict) -> None:
     """Write blocks' parameters, the trainer states and `state` atomically into `folder`."""
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for name, block in blocks.items():
-        block.save_parameters(str(tmp / f"{name}.params"))
-    if trainer is not None:
-        trainer.save_states(str(tmp / "trainer.states"))
-    files = sorted(p.name for p in tmp.iterdir())
-    state = dict(state, files={name: sha256(tmp / name) for name in files}, rng=rng_state())
-    (tmp / "state.json").write_text(json.dumps(state, sort_keys=True))
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)            # keep the previous checkpoint until the new one is in
-    os.replace(tmp, folder)
-    if old.exists():
-        shutil.rmtree(old)
+    with atomic_dir(folder) as tmp:
+        for name, block in blocks.items():
+            block.save_parameters(str(tmp / f"{name}.params"))
+        if trainer is not None:
+            trainer.save_states(str(tmp / "trainer.states"))
+        files = sorted(p.name for p in tmp.iterdir())
+        state = dict(state, files={name: sha256(tmp / name) for name in files}, rng=rng_state())
+        (tmp / "state.json").write_text(json.dumps(state, sort_keys=True))
 
 
 def load_state(folder) -> Optional[dict]:
     """The verified state of the checkpoint in `folder`, or None when there is none.
 
-    A leftover `.old` (a run killed between the two renames) is promoted back first."""
+    A checkpoint stranded by a kill between `atomic_dir`'s renames is put back first."""
     folder = Path(folder)
-    old = folder.with_name(folder.name + ".old")
-    if not folder.exists() and old.exists():
-        os.replace(old, folder)
+    recover(folder)
     if not (folder / "state.json").exists():
         return None
     try:

@@ -1,6 +1,7 @@
-"""Knowledge distillation from the teacher into a student architecture (bort.md section 3).
+"""Knowledge distillation from the teacher into a student architecture (arXiv 2010.10499: Bort is
+pretrained by distillation; the companion code's loss is in bort.pretraining).
 
-Two users share this module: extraction (section 2) trains every considered candidate for a few
+Two users share this module: extraction (bort.extraction) trains every considered candidate for a few
 steps to estimate its surrogate error, and the `pretrain` stage trains the chosen architecture
 for longer. The pieces:
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def run_model(model, ids):
     return model(*args)
 
 
-def forward_hidden(model, ids) -> "mx.nd.NDArray":
+def forward_hidden(model, ids):
     """Final hidden states of a BERTModel for full-length sequences (no padding)."""
     return run_model(model, ids)[0]
 
@@ -203,7 +204,6 @@ def kd_steps(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, 
     """`steps` Adam steps of hidden-state distillation on batches drawn with a seeded RNG.
 
     The batch order depends only on (seed, step), so a resumed run sees the same batches."""
-    import mxnet as mx
     from mxnet import autograd, gluon
     if trainer is None:
         params = student.collect_params()

@@ -1,7 +1,8 @@
 """Optimal sub-architecture extraction: the FPTAS over ⟨D, A, H, I⟩ and its Pareto front.
 
-bort.md section 2. From the space Ξ of sub-architectures of the source, find the one with the
-best W-coefficient -- a single number folding parameter size p, inference cost i and error e --
+de Wynter, "An Approximation Algorithm for Optimal Subarchitecture Extraction" (arXiv 2010.08512),
+as Bort applies it to BERT (arXiv 2010.10499). From the space Ξ of sub-architectures of the source,
+find the one with the best W-coefficient -- a single number folding parameter size p, inference cost i and error e --
 without training every candidate to convergence.
 
 What the papers fix, and what we chose (our interpretation; the exact W formula and the
@@ -34,10 +35,45 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Literal, Optional, Sequence
 
 from bort.arch import Arch
 from bort.errors import BortError
+from bort.params import ParamError, Section, positive
+
+
+@dataclass(frozen=True)
+class SpaceConfig(Section):
+    """params.yaml `extract.space`: the grid of ⟨D, A, H, I⟩ values (sub-architectures of the source)."""
+    depth: List[int]
+    num_heads: List[int]
+    hidden_size: List[int]
+    intermediate_size: List[int]
+
+
+@dataclass(frozen=True)
+class ExtractConfig(Section):
+    """params.yaml `extract`."""
+    mode: Literal["fptas", "exhaustive"]   # exhaustive: train every candidate (verification; slow)
+    eps: float                     # approximation parameter ε
+    alpha: float                   # W = e · (p/p_source)^alpha · (i/i_source)^beta
+    beta: float
+    max_error: float               # feasible only if e(ξ) ≤ this (1.0: the constant predictor)
+    seq_len: int                   # reference length of i(ξ), FLOPs per sequence
+    space: SpaceConfig
+    steps_per_unit_eps: int        # training interval per candidate: ceil(steps_per_unit_eps / ε)
+    batch_size: int
+    chunk_len: int                 # tokens per corpus chunk in the short runs
+    train_chunks: int
+    heldout_chunks: int
+    lr: float
+    seed: int
+    init: Literal["teacher", "random"]     # candidates start from the teacher's sub-matrices, or random
+
+    def validate(self) -> None:
+        positive(self, "seq_len", "steps_per_unit_eps", "batch_size", "chunk_len", "train_chunks", "heldout_chunks")
+        if self.eps <= 0:
+            raise ParamError("eps", f"expected a positive number, got {self.eps}")
 
 
 @dataclass
@@ -76,8 +112,7 @@ def search_space(source: Arch, depths: Sequence[int], heads: Sequence[int], hidd
                                         sorted(set(intermediate))):
         if h % a:
             continue
-        arch = Arch(d, a, h, i, vocab_size=source.vocab_size, max_length=source.max_length,
-                    token_types=source.token_types)
+        arch = source.extracted((d, a, h, i))
         if arch.tuple == source.tuple and not include_source:
             continue
         space.append(arch)
@@ -204,3 +239,16 @@ def extract(candidates: List[Candidate], eps: float, mode: str, error_fn, steps:
     best = min(feasible, key=lambda c: (c.w, c.arch.tuple))
     front = pareto_front(candidates)
     return Result(candidates, best, len(trained), len({c.cell for c in candidates}), eps, mode, steps, front)
+
+
+#: the columns of the candidate table (models/extract/candidates.csv, reports/pareto.csv)
+COLUMNS = ["depth", "num_heads", "hidden_size", "intermediate_size", "effective_params", "flops_per_seq",
+           "cost", "error", "w", "status", "on_front", "chosen"]
+
+
+def candidate_rows(result: Result) -> List[list]:
+    """One row per candidate (COLUMNS), in ⟨D, A, H, I⟩ order."""
+    return [[*c.arch.tuple, c.params, c.flops, round(c.cost, 8),
+             "" if c.error is None else round(c.error, 6), "" if c.w is None else round(c.w, 8),
+             c.status, int(c.on_front), int(c is result.best)]
+            for c in sorted(result.candidates, key=lambda c: c.arch.tuple)]

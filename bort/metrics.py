@@ -2,7 +2,8 @@
 
 Metrics are values in [0, 1] (correlations in [-1, 1]); the report multiplies by 100 as the
 leaderboards print them. `score(task, instances, predictions)` picks the task's metrics from its
-registry entry (bort.tasks), so tasks never carry scoring code of their own.
+registry entry (bort.tasks) by name, so tasks never carry scoring code of their own; `task_score`
+is the one place a task's metrics become its single score (the leaderboards' mean).
 
 Definitions follow the official scorers: MultiRC F1a is binary F1 over all answer options and EM
 the share of questions whose every option is right; ReCoRD takes, per query, the maximum over the
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter, defaultdict
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 from scipy import stats
@@ -101,27 +102,31 @@ def gender_parity(y_pred, pair_ids) -> float:
     return float(np.mean([len(preds) == 1 for preds in by_pair.values()])) if by_pair else 0.0
 
 
+def _labels(instances) -> list:
+    return [i["label"] for i in instances]
+
+
+#: metric name -> fn(instances, predictions); each reads the gold it needs from the instances
+METRICS: Dict[str, Callable[[Sequence[dict], Sequence], float]] = {
+    "acc": lambda inst, pred: acc(_labels(inst), pred),
+    "f1": lambda inst, pred: f1(_labels(inst), pred),
+    "macro_f1": lambda inst, pred: macro_f1(_labels(inst), pred),
+    "mcc": lambda inst, pred: mcc(_labels(inst), pred),
+    "pearson": lambda inst, pred: pearson(_labels(inst), pred),
+    "spearman": lambda inst, pred: spearman(_labels(inst), pred),
+    "f1a": lambda inst, pred: f1a(_labels(inst), pred),
+    "em": lambda inst, pred: em(_labels(inst), pred, [i["group"] for i in inst]),
+    "gender_parity": lambda inst, pred: gender_parity(pred, [i["pair_id"] for i in inst]),
+    "record_f1": lambda inst, pred: record_f1([i["answers"] for i in inst], pred),
+    "record_em": lambda inst, pred: record_em([i["answers"] for i in inst], pred),
+}
+
+
 def score(task, instances: Sequence[dict], predictions: Sequence) -> Dict[str, float]:
     """All of `task.metrics` for predictions aligned with `instances` (labelled ones only)."""
     if len(instances) != len(predictions):
         raise ValueError(f"{task.name}: {len(predictions)} predictions for {len(instances)} instances")
-    if task.shape == "record":
-        golds = [i["answers"] for i in instances]
-        return {"record_f1": record_f1(golds, predictions), "record_em": record_em(golds, predictions)}
-    y_true = [i["label"] for i in instances]
-    out = {}
-    for name in task.metrics:
-        if name == "em":
-            out[name] = em(y_true, predictions, [i["group"] for i in instances])
-        elif name == "gender_parity":
-            out[name] = gender_parity(predictions, [i["pair_id"] for i in instances])
-        else:
-            out[name] = METRICS[name](y_true, predictions)
-    return out
-
-
-METRICS = {"acc": acc, "f1": f1, "macro_f1": macro_f1, "mcc": mcc, "pearson": pearson,
-           "spearman": spearman, "f1a": f1a}
+    return {name: METRICS[name](instances, predictions) for name in task.metrics}
 
 
 def task_score(task, metrics: Dict[str, float]) -> float:

@@ -1,6 +1,6 @@
 """The same BERT encoder as an ONNX graph, built from our architecture and the model's weights.
 
-The timing stage's peer (issue 7): ONNX Runtime runs exactly the network that GluonNLP runs --
+The timing stage's peer: ONNX Runtime runs exactly the network that GluonNLP runs --
 same ⟨D, A, H, I⟩, same tensors -- so a latency ratio compares runtimes, not models. MXNet 1.9's
 own `mx.onnx` exporter fails with current onnx, so we write the graph from the architecture:
 embeddings (word + token type + position, layer norm), then per layer multi-head self-attention

@@ -1,13 +1,24 @@
-"""Typed access to one section of params.yaml: a wrong-typed or missing key is a one-line error.
+"""params.yaml as typed settings: one frozen dataclass per section, checked when it is built.
 
-Each stage reads only its own section (the DVC get-started convention). `section(name, schema)`
-checks every key of the schema against the type it expects and names the dotted key on failure,
-so `prepare.train_size: "many"` fails before any work starts, not deep inside a loop.
+Each stage reads only its own section (the DVC get-started convention) through a `Section`
+dataclass declared next to the code that uses it (`bort.extraction.ExtractConfig`,
+`bort.finetune.FinetuneSection`, ...). Building one checks every field against its annotation --
+int, float (an int is accepted), bool, str, Optional, Literal choices, lists, string-keyed
+mappings, nested sections -- then the section's own cross-field rules (`validate`), so a bad
+value ends, before any work starts, in one line that names the dotted key:
+
+    params.yaml: key finetune.heldout: expected one of 'auto', 'test', 'dev_half', got 'tset'
+
+Defaults, where a field has one, are params.yaml's own values (a test keeps them equal); fields
+without a default must be in params.yaml. Unknown keys are errors too: a typo never silently
+falls back to a default.
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Literal, Union
 
 import yaml
 
@@ -16,10 +27,15 @@ from bort.errors import BortError
 PARAMS_FILE = Path("params.yaml")
 
 
-def _type_name(expected) -> str:
-    if isinstance(expected, tuple):
-        return " or ".join(_type_name(e) for e in expected)
-    return "null" if expected is type(None) else expected.__name__
+class ParamError(BortError):
+    """A bad value at a dotted key; the loader adds the file name and the section's prefix."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"key {key}: {message}")
+        self.key, self.message = key, message
+
+    def under(self, prefix: str) -> "ParamError":
+        return ParamError(f"{prefix}.{self.key}" if prefix else self.key, self.message)
 
 
 def load(path: Path = PARAMS_FILE) -> Dict[str, Any]:
@@ -34,29 +50,119 @@ def load(path: Path = PARAMS_FILE) -> Dict[str, Any]:
     return data
 
 
-def check(data, schema: Dict[str, Any], where: str, path: Path = PARAMS_FILE) -> Dict[str, Any]:
-    """`data` (a params mapping at dotted key `where`) checked against `schema`."""
-    if not isinstance(data, dict):
-        raise BortError(f"{path}: key {where}: expected a section (mapping), got {data!r}")
-    out = {}
-    for key, expected in schema.items():
-        if key not in data:
-            raise BortError(f"{path}: key {where}.{key}: missing; expected {_type_name(expected)}")
-        value = data[key]
-        types = expected if isinstance(expected, tuple) else (expected,)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if float in types and isinstance(value, int) and not isinstance(value, bool):
-            ok, value = True, float(value)
-        if not ok:
-            raise BortError(f"{path}: key {where}.{key}: expected {_type_name(expected)}, "
-                            f"got {type(value).__name__} {value!r}")
-        out[key] = value
-    unknown = sorted(set(data) - set(schema))
-    if unknown:
-        raise BortError(f"{path}: key {where}: unknown key(s) {unknown}; expected {sorted(schema)}")
-    return out
+def type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is Union:
+        return " or ".join(type_name(a) for a in args)
+    if origin in (list, tuple):
+        return f"a list of {type_name(args[0])}"
+    if origin is dict:
+        return f"a mapping of {type_name(args[1])}"
+    if dataclasses.is_dataclass(hint):
+        return "a section (mapping)"
+    return "null" if hint is type(None) else hint.__name__
 
 
-def section(name: str, schema: Dict[str, Any], path: Path = PARAMS_FILE) -> Dict[str, Any]:
-    """The `name` section, each key checked against `schema` (key -> type or tuple of types)."""
-    return check(load(path).get(name), schema, name, path)
+def convert(hint, value, key: str):
+    """`value` checked against the annotation `hint` (and an int made a float where a float is
+    expected); a mismatch is a ParamError at `key`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return hint.build(value, key)
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        raise ParamError(key, f"expected {type_name(hint)}, got {value!r}")
+    if origin is Union:
+        for option in args:
+            try:
+                return convert(option, value, key)
+            except ParamError:
+                continue
+        raise _mismatch(hint, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _mismatch(hint, value, key)
+        items = [convert(args[0], v, f"{key}[{k}]") for k, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _mismatch(hint, value, key)
+        return {k: convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _mismatch(hint, value, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool):
+        return value
+    raise _mismatch(hint, value, key)
+
+
+def _mismatch(hint, value, key) -> ParamError:
+    return ParamError(key, f"expected {type_name(hint)}, got {type(value).__name__} {value!r}")
+
+
+class Section:
+    """Base of the settings dataclasses (declare them `@dataclass(frozen=True)`): every field is
+    checked against its annotation when the object is built, from params.yaml or in code."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, convert(hints[f.name], getattr(self, f.name), f.name))
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field rules; raise ParamError(field, message)."""
+
+    @classmethod
+    def build(cls, data, where: str):
+        """The section at dotted key `where` from its params.yaml mapping."""
+        if not isinstance(data, dict):
+            raise ParamError(where, f"expected a section (mapping), got {data!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ParamError(where, f"unknown key(s) {unknown}; expected {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        for name, f in fields.items():
+            if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamError(f"{where}.{name}", f"missing; expected {type_name(hints[name])}")
+        try:
+            return cls(**data)
+        except ParamError as err:
+            raise err.under(where) from None
+
+    @classmethod
+    def load(cls, name: str, path: Path = PARAMS_FILE):
+        """Section `name` of params.yaml, checked; errors read `params.yaml: key name.x: ...`."""
+        return checked(lambda: cls.build(load(path).get(name), name), path)
+
+
+def value(name: str, hint, path: Path = PARAMS_FILE):
+    """A top-level params.yaml value that is not a section (e.g. the `tasks` list), checked."""
+    data = load(path)
+    if name not in data:
+        raise BortError(f"{path}: key {name}: missing; expected {type_name(hint)}")
+    return checked(lambda: convert(hint, data[name], name), path)
+
+
+def checked(build, path: Path = PARAMS_FILE):
+    try:
+        return build()
+    except ParamError as err:
+        raise BortError(f"{path}: {err}") from None
+
+
+def positive(section: Section, *names: str) -> None:
+    """A `validate` helper: each named integer field must be > 0."""
+    for name in names:
+        if getattr(section, name) <= 0:
+            raise ParamError(name, f"expected a positive integer, got {getattr(section, name)}")
+

@@ -1,4 +1,5 @@
-"""Matplotlib figures for reports/ (PNG); the same data also goes to CSV for `dvc plots`."""
+"""Matplotlib figures for reports/ (PNG): the Pareto front and the latencies; the same data also goes
+to CSV or JSON for `dvc plots`. The task-score figure is the report's (bort.report.scores_figure)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 METADATA = {"Software": None}     # no version stamp: the same data gives the same bytes
+
+
+def save(fig, path) -> None:
+    """Write a figure as PNG without a version stamp and close it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata=METADATA)
+    plt.close(fig)
 
 
 def pareto(result, path) -> None:
@@ -32,9 +40,7 @@ def pareto(result, path) -> None:
     fig.suptitle(f"FPTAS ({result.mode}, ε={result.eps}): trained {result.trained} of "
                  f"{len(result.candidates)} candidates")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata=METADATA)
-    plt.close(fig)
+    save(fig, path)
 
 
 def timing(result, path) -> None:
@@ -60,30 +66,4 @@ def timing(result, path) -> None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata=METADATA)
-    plt.close(fig)
-
-
-def scores(finetune, floor, path) -> None:
-    """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora."""
-    import numpy as np
-    from bort import tasks as T
-    from bort.report import MODEL_NAMES, MODELS
-    names = [n for n in T.TASKS if any(n in finetune.get(m, {}) for m in MODELS)]
-    fig, ax = plt.subplots(figsize=(13, 4.5))
-    series = [("TF-IDF floor", [100 * np.mean([floor[n][k] for k in T.TASKS[n].metrics]) if n in floor else 0 for n in names])]
-    series += [(MODEL_NAMES[m], [100 * finetune[m][n]["task_score"] if n in finetune.get(m, {}) else 0 for n in names])
-               for m in MODELS]
-    width = 0.8 / len(series)
-    for k, (label, values) in enumerate(series):
-        ax.bar(np.arange(len(names)) + k * width, values, width, label=label)
-    ax.set_xticks(np.arange(len(names)) + width * (len(series) - 1) / 2)
-    ax.set_xticklabels([T.DISPLAY_NAMES.get(n, n) for n in names], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("task score (%), held-out data")
-    ax.legend(fontsize=8, ncol=4)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata=METADATA)
-    plt.close(fig)
+    save(fig, path)

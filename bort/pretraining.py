@@ -1,7 +1,9 @@
 """Pretraining the extracted architecture by knowledge distillation: resumable, optionally Horovod.
 
-bort.md section 3. The student ⟨D, A, H, I⟩ chosen by extraction is trained on masked-language-
-model inputs built from the corpus (15% masking, the teacher's vocabulary). Two losses:
+de Wynter & Perry (arXiv 2010.10499) pretrain Bort by distilling RoBERTa-large into it (companion
+code: alexa/bort run_pretraining_distillation_hvd.py). The student ⟨D, A, H, I⟩ chosen by
+extraction is trained on masked-language-model inputs built from the corpus (15% masking, the
+teacher's vocabulary). Two losses:
 
 - `hidden`: MSE between the teacher's final hidden states (and, with `intermediate`, the states
   of the teacher layers matched to each student layer) and the student's, through learned
@@ -20,26 +22,28 @@ of every batch, `hvd.DistributedTrainer` averages gradients, and rank 0 alone ch
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional
 
 import numpy as np
 
 from bort import checkpoint, distillation as kd
 from bort.errors import BortError
+from bort.params import Section, positive
+from bort.schedule import warmup_linear
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
-    loss: str = "hidden"              # hidden | mlm_kl
-    intermediate: bool = False
-    init: str = "teacher"             # teacher | random
+class PretrainConfig(Section):
+    """params.yaml `pretrain` (the defaults are its values)."""
+    loss: Literal["hidden", "mlm_kl"] = "hidden"
+    intermediate: bool = False        # also distil each student layer from its matched teacher layer
+    init: Literal["teacher", "random"] = "teacher"
     steps: int = 300
     batch_size: int = 32
     seq_len: int = 64
@@ -50,26 +54,24 @@ class PretrainConfig:
     train_chunks: int = 1024
     heldout_chunks: int = 64
     seed: int = 0
-    mlm_weight: float = 1.0
-    kd_weight: float = 1.0
-    temperature: float = 1.0
+    mlm_weight: float = 1.0           # mlm_kl only
+    kd_weight: float = 1.0            # mlm_kl only
+    temperature: float = 1.0          # mlm_kl only
+    distributed: Literal["none", "horovod"] = "none"   # horovod: run under `horovodrun -np N`
 
-    def __post_init__(self):
-        if self.loss not in ("hidden", "mlm_kl"):
-            raise BortError(f"params.yaml: key pretrain.loss: expected 'hidden' or 'mlm_kl', got {self.loss!r}")
-        if self.init not in ("teacher", "random"):
-            raise BortError(f"params.yaml: key pretrain.init: expected 'teacher' or 'random', got {self.init!r}")
-        for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "train_chunks", "heldout_chunks"):
-            if getattr(self, name) <= 0:
-                raise BortError(f"params.yaml: key pretrain.{name}: expected a positive integer")
+    def validate(self) -> None:
+        positive(self, "steps", "batch_size", "seq_len", "checkpoint_every", "train_chunks", "heldout_chunks")
+
+    def fingerprint(self, **more) -> str:
+        """What a checkpoint must have been made with to resume (the launcher is not part of it:
+        the number of ranks is, through `more`)."""
+        return checkpoint.fingerprint({"cfg": {k: v for k, v in asdict(self).items() if k != "distributed"},
+                                       **more})
 
 
 def learning_rate(cfg: PretrainConfig, step: int) -> float:
     """Linear warm-up over `warmup_fraction` of the steps, then linear decay to zero."""
-    warm = max(1, int(cfg.warmup_fraction * cfg.steps))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
+    return warmup_linear(cfg.lr, step, cfg.steps, cfg.warmup_fraction)
 
 
 class Horovod:
@@ -234,8 +236,7 @@ def heldout_loss(student: Student, data: Data, scales, teacher=None, batch_size:
 
 
 def pretrain(teacher, teacher_arch, vocab, student_arch, train_docs, held_docs, cfg: PretrainConfig,
-             ckpt_dir: Path, distributed: str = "none", progress: bool = True, stop_after: Optional[int] = None,
-             probe_steps=()):
+             ckpt_dir: Path, progress: bool = True, stop_after: Optional[int] = None, probe_steps=()):
     """Run (or resume) distillation; returns (student, metrics, history, throughput, (train, held))."""
     import mxnet as mx
     from mxnet import autograd
@@ -244,9 +245,7 @@ def pretrain(teacher, teacher_arch, vocab, student_arch, train_docs, held_docs, 
     if cfg.loss == "mlm_kl" and getattr(teacher, "decoder", None) is None:
         raise BortError("params.yaml: pretrain.loss is 'mlm_kl' but the teacher has no MLM head; "
                         "expected loss 'hidden' for the embedded MiniLM teacher")
-    comm = Horovod() if distributed == "horovod" else Single()
-    if distributed not in ("none", "horovod"):
-        raise BortError(f"params.yaml: key pretrain.distributed: expected 'none' or 'horovod', got {distributed!r}")
+    comm = Horovod() if cfg.distributed == "horovod" else Single()
     teacher_arrays = kd.param_arrays(teacher)
     student = Student(student_arch, teacher_arch, teacher_arrays, cfg)
     mapping = kd.layer_map(student_arch.depth, teacher_arch.depth)
@@ -258,8 +257,7 @@ def pretrain(teacher, teacher_arch, vocab, student_arch, train_docs, held_docs, 
     initial_loss = heldout_loss(student, held, scales, teacher)
     comm.broadcast(student.params())
     trainer = comm.trainer(student.params(), cfg.lr)
-    config_id = checkpoint.fingerprint({"cfg": asdict(cfg), "arch": list(student_arch.tuple),
-                                        "teacher": list(teacher_arch.tuple), "ranks": comm.size})
+    config_id = cfg.fingerprint(arch=list(student_arch.tuple), teacher=list(teacher_arch.tuple), ranks=comm.size)
     start, history = 0, []
     state = checkpoint.load_state(ckpt_dir)
     if state is not None and state.get("config") == config_id:

@@ -5,25 +5,25 @@ scores, Agora rounds, the Pareto front) go to reports/report.md and one CSV each
 is never byte-identical, goes to its own reports/timing.md. Suite averages follow the
 leaderboards: a task's score is the mean of its metrics; the GLUE score averages the ten GLUE
 tasks without AX, the SuperGLUE score the eight tasks without AX-b and AX-g; RACE is reported per
-level and as their mean. Published numbers (bort.md section 5) stand beside ours, marked as
-published: they are test-server scores at paper scale, ours are embedded-scale held-out scores.
+level and as their mean. Published numbers stand beside ours, marked as published: they are
+test-server scores at paper scale (the companion code's README, alexa/bort), ours are
+embedded-scale held-out scores.
 """
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from bort import tasks as T
 from bort.arch import Arch, ROBERTA_VOCAB
+from bort.finetune import MODELS
+from bort.metrics import task_score
 
-MODELS = ("bert", "bort", "bort-agora")
 MODEL_NAMES = {"bert": "BERT (source, fine-tuned)", "bort": "Bort (student)", "bort-agora": "Bort + Agora"}
-SUITE_EXCLUDED = {"glue": {"AX"}, "superglue": {"AX-b", "AX-g"}, "race": set()}
 
-#: bort.md section 5 -- published test scores, Bort then BERT-large, in the leaderboard's format
+#: alexa/bort README -- published test scores, Bort then BERT-large, in the leaderboard's format
 PUBLISHED = {
     "CoLA": ("63.9", "60.5"), "SST-2": ("96.2", "94.9"), "MRPC": ("94.1/92.3", "89.3/85.4"),
     "STS-B": ("89.2/88.3", "87.6/86.5"), "QQP": ("66.0/85.9", "72.1/89.3"), "MNLI-m": ("88.1", "86.7"),
@@ -43,14 +43,6 @@ def load_json(path) -> Optional[dict]:
 
 def pct(value: Optional[float]) -> str:
     return "" if value is None else f"{100 * value:.1f}"
-
-
-def to_csv(header: List[str], rows: List[List]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def to_markdown(header: List[str], rows: List[List]) -> str:
@@ -88,44 +80,41 @@ def architecture_rows(source: Arch, student: Optional[Arch], seq_len: int = 128)
 # (b) task scores
 # ---------------------------------------------------------------------------------------------
 
-def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict]):
+def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], names: Sequence[str]):
+    """One row per task of `suite` among `names`, then the suite score: the mean task score over
+    the tasks with training data (the leaderboards leave the diagnostic sets out)."""
     header = ["task", "metric(s)", "measured on", "TF-IDF floor"] + [MODEL_NAMES[m] for m in MODELS] + \
              ["published Bort (test)", "published BERT-large (test)"]
     rows, averages = [], {k: [] for k in ("floor",) + MODELS}
-    for name, task in T.TASKS.items():
-        if task.suite != suite:
-            continue
-        metrics = "/".join(task.metrics)
+    shown = T.suite_tasks(suite, names)
+    for task in shown:
+        name = task.name
         measured = next((f'{finetune[m][name]["heldout"]}, n = {finetune[m][name]["heldout_examples"]}'
                          for m in MODELS if name in finetune.get(m, {})), "")
         cells = []
         fl = floor.get(name)
         cells.append(_fmt(task, fl))
-        if fl and name not in SUITE_EXCLUDED[suite]:
-            averages["floor"].append(_task_score(task, fl))
+        if fl and not task.is_diagnostic:
+            averages["floor"].append(task_score(task, fl))
         for m in MODELS:
             result = finetune.get(m, {}).get(name)
             cells.append(_fmt(task, result["scores"] if result else None))
-            if result and name not in SUITE_EXCLUDED[suite]:
+            if result and not task.is_diagnostic:
                 averages[m].append(result["task_score"])
         published = PUBLISHED.get(name, ("", ""))
-        rows.append([T.DISPLAY_NAMES.get(name, name), metrics, measured, *cells, *published])
-    n_tasks = sum(1 for n, t in T.TASKS.items() if t.suite == suite and n not in SUITE_EXCLUDED[suite])
+        rows.append([task.label, "/".join(task.metrics), measured, *cells, *published])
+    n_tasks = sum(1 for t in shown if not t.is_diagnostic)
     score_row = [f"**{suite_label(suite)} score**", "mean of task scores", f"{n_tasks} tasks"]
     for k in ("floor",) + MODELS:
         values = averages[k]
-        score_row.append(f"{100 * sum(values) / len(values):.1f}" if len(values) == n_tasks else "")
+        score_row.append(f"{100 * sum(values) / len(values):.1f}" if values and len(values) == n_tasks else "")
     score_row += list(PUBLISHED_SUITES.get(suite, ("", "")))
     rows.append(score_row)
     return header, rows
 
 
 def suite_label(suite: str) -> str:
-    return {"glue": "GLUE", "superglue": "SuperGLUE", "race": "RACE"}[suite]
-
-
-def _task_score(task, metrics: dict) -> float:
-    return sum(metrics[m] for m in task.metrics) / len(task.metrics)
+    return T.SUITES[suite].label
 
 
 def _fmt(task, metrics: Optional[dict]) -> str:
@@ -142,13 +131,13 @@ def agora_rows(finetune: Dict[str, Dict[str, dict]]):
     header = ["task", "round", "misses on Agora's dev split", "points added", "dropped (equal to a held-out point)",
               "labeler agreement on misses", "Agora-dev score before", "Agora-dev score after"]
     rows = []
-    for name in T.TASKS:
-        result = finetune.get("bort-agora", {}).get(name)
+    for task in T.TASKS.values():
+        result = finetune.get("bort-agora", {}).get(task.name)
         if not result or "agora" not in result:
             continue
         for r in result["agora"]["rounds"]:
             agreement = r.get("labeler_agreement")
-            rows.append([T.DISPLAY_NAMES.get(name, name), r["round"], r["misses"], r["points_added"],
+            rows.append([task.label, r["round"], r["misses"], r["points_added"],
                          r.get("dropped_heldout_collisions", 0), "" if agreement is None else f"{100 * agreement:.1f}",
                          pct(r["dev_before"]), pct(r["dev_after"])])
     return header, rows
@@ -236,3 +225,28 @@ def timing_markdown(timing: Optional[dict]) -> str:
     gpu = timing.get("gpu")
     lines += ["", f"GPU: {gpu if isinstance(gpu, str) else 'timed on ' + gpu['device']}", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the task-score figure
+# ---------------------------------------------------------------------------------------------
+
+def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], path) -> None:
+    """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora."""
+    import numpy as np
+    from bort import plots
+    shown = [t for t in T.TASKS.values() if any(t.name in finetune.get(m, {}) for m in MODELS)]
+    fig, ax = plots.plt.subplots(figsize=(13, 4.5))
+    series = [("TF-IDF floor", [100 * task_score(t, floor[t.name]) if t.name in floor else 0 for t in shown])]
+    series += [(MODEL_NAMES[m], [100 * finetune[m][t.name]["task_score"] if t.name in finetune.get(m, {}) else 0
+                                 for t in shown]) for m in MODELS]
+    width = 0.8 / len(series)
+    for k, (label, values) in enumerate(series):
+        ax.bar(np.arange(len(shown)) + k * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(shown)) + width * (len(series) - 1) / 2)
+    ax.set_xticklabels([t.label for t in shown], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("task score (%), held-out data")
+    ax.legend(fontsize=8, ncol=4)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    plots.save(fig, path)

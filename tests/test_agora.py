@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 from bort import agora, tasks
+from bort.finetune import AgoraConfig
+from bort.finetune.heldout import splits
 
 TASK = tasks.TASKS["SST-2"]          # a single-sentence, two-label task shape
+inputs = TASK.shape.inputs
 
 
 def angle_text(theta: float) -> str:
@@ -80,9 +83,9 @@ def test_agora_recovers_the_missing_region():
     plain = NearestNeighbour()
     plain.fit(train)
     before = accuracy(plain, test)
-    forbidden = {agora.text_key(i) for i in test}
+    forbidden = {inputs(i) for i in test}
     model, rounds = agora.run(TASK, fitted(train), train, dev, Labeler(), pool, embed,
-                              agora.AgoraConfig(rounds=3, neighbours=8, max_new_per_round=400),
+                              AgoraConfig(rounds=3, neighbours=8, max_new_per_round=400),
                               forbidden, lambda inst, preds: float(np.mean([p == i["label"] for p, i in zip(preds, inst)])))
     after = accuracy(model, test)
     assert before < 0.75 and after > before + 0.15
@@ -92,29 +95,29 @@ def test_agora_recovers_the_missing_region():
 
 def test_heldout_points_never_reach_agora():
     train, dev, test, pool = case()
-    forbidden = {agora.text_key(i) for i in test}
+    forbidden = {inputs(i) for i in test}
     with pytest.raises(AssertionError, match="dev split contains 1 held-out point"):
         agora.run(TASK, fitted(train), train, dev + test[:1], Labeler(), pool, embed,
-                  agora.AgoraConfig(rounds=1), forbidden, lambda i, p: 0.0)
+                  AgoraConfig(rounds=1), forbidden, lambda i, p: 0.0)
     # a neighbour that equals a held-out point is dropped, not trained on
     pool_with_test = agora.Pool(pool.texts + [test[0]["text_a"]], np.vstack([pool.vectors, embed([test[0]["text_a"]])]))
     _, rounds = agora.run(TASK, fitted(train), train, dev, Labeler(), pool_with_test, embed,
-                          agora.AgoraConfig(rounds=1, neighbours=50), forbidden, lambda i, p: 0.0)
+                          AgoraConfig(rounds=1, neighbours=50), forbidden, lambda i, p: 0.0)
     assert rounds[0]["points_added"] > 0
 
 
 def test_pipeline_splits_keep_heldout_apart(embedded_root, tmp_path):
-    from bort import finetune as stage              # the held-out policy both stages use
     task = tasks.TASKS["RTE"]
     folder = tasks.task_dir(embedded_root, task)
-    train, agora_dev, held, note = stage.splits(task, folder, "auto")
-    assert note.startswith("test split") and len(agora_dev) == 20
-    train, agora_dev, held, note = stage.splits(task, folder, "dev_half")
-    keys = {agora.text_key(i) for i in held}
-    assert note.startswith("held-out half of dev") and keys and not keys & {agora.text_key(i) for i in agora_dev}
+    data = splits(task, folder, "auto")
+    assert data.note.startswith("test split") and len(data.agora_dev) == 20 and data.heldout == data.test
+    data = splits(task, folder, "dev_half")
+    keys = {inputs(i) for i in data.heldout}
+    assert data.note.startswith("held-out half of dev") and keys and not keys & {inputs(i) for i in data.agora_dev}
+    assert len(data.heldout) + len(data.agora_dev) == 20
     multirc = tasks.TASKS["MultiRC"]
-    _, a, h, _ = stage.splits(multirc, tasks.task_dir(embedded_root, multirc), "dev_half")
-    assert not {i["group"] for i in a} & {i["group"] for i in h}
+    data = splits(multirc, tasks.task_dir(embedded_root, multirc), "dev_half")
+    assert not {i["group"] for i in data.agora_dev} & {i["group"] for i in data.heldout}
 
 
 def test_a_recurring_miss_brings_new_points_and_costs_no_second_labelling():
@@ -130,14 +133,29 @@ def test_a_recurring_miss_brings_new_points_and_costs_no_second_labelling():
         asked = []
 
         def predict(self, instances):
-            self.asked.extend(agora.point_key(i) for i in instances)
+            self.asked.extend(inputs(i) for i in instances)
             return super().predict(instances)
     student, labeler = fitted(train), Counting()
     student.fit = Frozen().fit
     _, rounds = agora.run(TASK, student, train, dev, labeler, pool, embed,
-                          agora.AgoraConfig(rounds=2, neighbours=2, max_new_per_round=400), set(),
+                          AgoraConfig(rounds=2, neighbours=2, max_new_per_round=400), set(),
                           lambda i, p: 0.0)
     assert rounds[0]["misses"] == rounds[1]["misses"] > 0
     assert rounds[1]["points_added"] == rounds[0]["points_added"] > 0
     assert len(labeler.asked) == len(set(labeler.asked))          # every distinct input labelled once
-    assert len(set(labeler.asked)) == rounds[0]["misses"] + rounds[0]["points_added"] + rounds[1]["points_added"]
+    assert len(set(labeler.asked)) > rounds[0]["misses"] + rounds[0]["points_added"]   # round 2 brought new ones
+
+
+def test_a_miss_never_brings_the_same_point_twice():
+    """A miss's earlier points (their marks) are passed over for its next neighbours; the points
+    of one call are distinct per miss."""
+    _, dev, _, pool = case()
+    texts = sorted(set(pool.texts))                  # a real pool's texts are distinct (agora.pool_texts)
+    pool = agora.Pool(texts, embed(texts))
+    first = agora.sample_near(TASK, dev[:3], pool, embed, 4, 100)
+    again = agora.sample_near(TASK, dev[:3], pool, embed, 4, 100, {mark for mark, _ in first})
+    assert len(first) == len(again) == 12
+    assert len({mark for mark, _ in first} | {mark for mark, _ in again}) == 24
+    for miss in dev[:3]:
+        mine = [p for mark, p in first + again if mark[0] == inputs(miss)]
+        assert len({inputs(p) for p in mine}) == len(mine) == 8

@@ -26,12 +26,26 @@ def run(args, cwd, check=True):
 def test_stage_graph_lists_every_stage():
     out = run([DVC, "stage", "list"], ROOT).stdout
     for stage in ("prepare", "teacher", "extract", "pretrain", "agora-pool", "finetune@CoLA",
-                  "finetune@RACE-high", "diagnostics", "int8", "time", "report"):
+                  "finetune@RACE-high", "agora@CoLA", "agora@RACE-high", "diagnostics", "int8", "time", "report"):
         assert stage in out, stage
 
 
+def _files_of(module: str) -> list:
+    """The files importing `module` (bort.x.y) executes: each subpackage's __init__.py and the module
+    (the root bort/__init__.py is an empty namespace and is left out)."""
+    parts = module.split(".")
+    out = []
+    for k in range(2, len(parts) + 1):
+        base = ROOT.joinpath(*parts[:k])
+        if (base / "__init__.py").is_file():
+            out.append(base / "__init__.py")
+        elif base.with_suffix(".py").is_file():
+            out.append(base.with_suffix(".py"))
+    return out
+
+
 def imported_modules(script: Path) -> set:
-    """Every bort/ module a script reaches through imports, function-level ones included."""
+    """Every bort/ file a script reaches through imports, function-level ones included."""
     todo, seen = [script], set()
     while todo:
         path = todo.pop()
@@ -39,26 +53,55 @@ def imported_modules(script: Path) -> set:
             continue
         seen.add(path)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module == "bort":
-                names = [f"bort/{alias.name}.py" for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bort."):
-                names = [node.module.replace(".", "/") + ".py"]
+            modules = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bort":
+                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             elif isinstance(node, ast.Import):
-                names = [a.name.replace(".", "/") + ".py" for a in node.names if a.name.startswith("bort.")]
-            todo += [ROOT / n for n in names if (ROOT / n).is_file()]
+                modules = [a.name for a in node.names if a.name.startswith("bort.")]
+            for module in modules:
+                todo += _files_of(module)
     return {str(p.relative_to(ROOT)) for p in seen}
 
 
+def code_deps(deps) -> set:
+    """A stage's code deps, a package folder standing for all its .py files."""
+    out = set()
+    for dep in deps:
+        if (ROOT / dep).is_dir() and dep.startswith("bort/"):
+            out |= {str(p.relative_to(ROOT)) for p in (ROOT / dep).glob("*.py")}
+        elif dep.endswith(".py"):
+            out.add(dep)
+    return out
+
+
 def test_stage_code_deps_are_exactly_what_the_script_imports():
-    """A stage re-runs when, and only when, code it runs changes: its .py deps are the import
+    """A stage re-runs when, and only when, code it runs changes: its code deps are the import
     closure of its script (a stale dep re-runs it for nothing, a missing one leaves it stale)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in sorted(stages.items()):
         body = stage.get("do", stage)
         script = body["cmd"].split()[1]
-        listed = {d for d in body["deps"] if d.endswith(".py")}
-        assert listed == imported_modules(ROOT / script), name
+        assert code_deps(body["deps"]) == imported_modules(ROOT / script), name
+
+
+def test_every_path_a_stage_names_in_its_command_is_declared():
+    """dvc.yaml `cmd` names every path; each is a dep, an out or a metric of that stage."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in sorted(stages.items()):
+        body = stage.get("do", stage)
+        declared = set(body.get("deps", []))
+        for key in ("outs", "metrics"):
+            declared |= {next(iter(o)) if isinstance(o, dict) else o for o in body.get(key, [])}
+        words = body["cmd"].split()
+        paths = [w for prev, w in zip(words, words[1:]) if prev.startswith("--")]
+        undeclared = [p for p in paths if p not in declared and not any(d.startswith(p + "/") for d in declared)]
+        assert not undeclared, (name, undeclared)
+
+
+def test_the_task_list_is_written_once():
+    """params.yaml `tasks` drives the per-task stages; dvc.yaml names no task."""
+    text = (ROOT / "dvc.yaml").read_text()
+    assert text.count("foreach: ${tasks}") == 2 and "CoLA" not in text
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

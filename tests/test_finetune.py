@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from bort import finetune, metrics as M, tasks, teacher
+from bort import metrics as M, tasks, teacher
 from bort.arch import Arch
+from bort.finetune import FinetuneConfig
+from bort.finetune.model import TaskModel
 
 WORDS = ["apple", "river", "music", "garden", "window", "teacher", "winter", "market", "letter", "bridge"]
 
@@ -20,9 +22,14 @@ def tiny_model(task, vocab, epochs=15, depth=1, **frozen):
     encoder = arch.build(dropout=0.0)
     encoder.initialize(mx.init.Normal(0.05))
     encoder(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))   # resolve deferred shapes
-    cfg = finetune.FinetuneConfig(epochs=epochs, batch_size=8, lr=3e-3, dropout=0.0, max_len=32,
-                                  max_len_passage=48, pooling="mean", warmup_fraction=0.05, **frozen)
-    return finetune.TaskModel(task, encoder, vocab, arch, cfg)
+    return TaskModel(task, encoder, vocab, arch, config(epochs=epochs, **frozen))
+
+
+def config(**changes):
+    settings = dict(epochs=15, batch_size=8, lr=3e-3, weight_decay=0.01, warmup_fraction=0.05, dropout=0.0,
+                    max_len=32, max_len_passage=48, max_train=0, pooling="mean", freeze_embeddings=False,
+                    frozen_layers=0, frozen_runtime="mxnet", seed=0)
+    return FinetuneConfig(**dict(settings, **changes))
 
 
 def sentence(rng, marker):
@@ -34,27 +41,28 @@ def sentence(rng, marker):
 def make(task, rng, n):
     """Instances of the task's shape whose label is plain from one marker word."""
     out = []
+    shape = task.shape.name
     for i in range(n):
         y = int(rng.randint(2))
         marker = ("good", "bad")[y]
-        if task.shape in ("single",):
+        if shape == "single":
             inst = {"text_a": sentence(rng, marker), "label": y}
-        elif task.shape in ("pair", "wsc"):
+        elif shape in ("pair", "wsc"):
             inst = {"text_a": sentence(rng, "the"), "text_b": sentence(rng, marker), "label": y}
-        elif task.shape == "wic":
+        elif shape == "wic":
             inst = {"text_a": sentence(rng, marker), "text_b": sentence(rng, "the"), "label": y,
                     "fields": {"word": "the"}}
-        elif task.shape == "regression":
+        elif shape == "regression":
             inst = {"text_a": sentence(rng, "the"), "text_b": sentence(rng, marker), "label": 4.0 - 3.0 * y}
-        elif task.shape == "multirc":
+        elif shape == "multirc":
             inst = {"text_a": sentence(rng, "the"), "text_b": sentence(rng, marker), "label": y, "group": i // 2}
-        elif task.shape == "choice":
-            k = 4 if task.suite == "race" else 2
+        elif shape in ("copa", "race"):
+            k = 4 if shape == "race" else 2
             gold = int(rng.randint(k))
             choices = [sentence(rng, "bad") for _ in range(k)]
             choices[gold] = sentence(rng, "good")
             inst = {"text_a": sentence(rng, "the"), "question": "cause", "choices": choices, "label": gold}
-        elif task.shape == "record":
+        elif shape == "record":
             names = list(rng.permutation(["paris", "london", "berlin"]))     # gold's position varies
             inst = {"text_a": sentence(rng, "the") + " paris is good", "query": "the good city is @placeholder",
                     "candidates": names, "answers": ["paris"]}
@@ -63,7 +71,7 @@ def make(task, rng, n):
     return out
 
 
-SHAPES = {"single": "SST-2", "pair": "RTE", "regression": "STS-B", "choice": "COPA", "multirc": "MultiRC",
+SHAPES = {"single": "SST-2", "pair": "RTE", "regression": "STS-B", "copa": "COPA", "multirc": "MultiRC",
           "record": "ReCoRD", "wic": "WiC", "wsc": "WSC", "race": "RACE-middle"}
 CHANCE = {"SST-2": 0.5, "RTE": 0.5, "STS-B": 0.0, "COPA": 0.5, "MultiRC": 0.5, "ReCoRD": 1 / 3, "WiC": 0.5,
           "WSC": 0.5, "RACE-middle": 0.25}
@@ -89,14 +97,20 @@ def test_each_shape_trains_and_beats_chance(vocab, shape):
         assert scores["acc"] > CHANCE[name] + 0.2
 
 
-def test_row_texts_follow_the_shape():
-    race = tasks.TASKS["RACE-high"]
+def test_rows_follow_the_shape():
+    race = tasks.TASKS["RACE-high"].shape
     inst = {"text_a": "article", "question": "why?", "choices": ["a", "b", "c", "d"], "label": 1}
-    assert finetune.row_texts(race, inst) == [("article", f"why? {c}") for c in "abcd"]
-    record = tasks.TASKS["ReCoRD"]
+    assert race.rows(inst) == [("article", f"why? {c}") for c in "abcd"]
+    copa = tasks.TASKS["COPA"].shape
+    inst = {"text_a": "It rained.", "question": "effect", "choices": ["a", "b"], "label": 0}
+    assert copa.rows(inst) == [("It rained. what was the effect ?", c) for c in "ab"]
+    record = tasks.TASKS["ReCoRD"].shape
     inst = {"text_a": "p", "query": "@placeholder won", "candidates": ["X", "Y"], "answers": ["Y"]}
-    assert finetune.row_texts(record, inst) == [("p", "X won"), ("p", "Y won")]
-    assert finetune.gold_rows(record, inst) == [1]
+    assert record.rows(inst) == [("p", "X won"), ("p", "Y won")] == record.floor_texts(inst)
+    assert record.gold_rows(inst) == [1] and record.floor_targets(inst) == [0, 1]
+    wic = tasks.TASKS["WiC"].shape
+    inst = {"text_a": "a bank", "text_b": "the bank", "fields": {"word": "bank"}, "label": 0}
+    assert wic.rows(inst) == [("bank : a bank", "the bank")] and wic.inputs(inst)[0] == "bank"
 
 
 def used(net):
@@ -115,11 +129,11 @@ def test_frozen_lower_part_gives_the_full_forward(vocab, frozen_layers, runtime)
     full = tiny_model(task, vocab, depth=2)
     split = tiny_model(task, vocab, depth=2, freeze_embeddings=True, frozen_layers=frozen_layers,
                        frozen_runtime=runtime)
-    a, _ = full._scores(data)
-    split._scores(data)                                   # resolves the head's deferred shapes
+    a, _ = full.scores(data)
+    split.scores(data)                                    # resolves the head's deferred shapes
     for mine, theirs in zip(used(split.net).values(), used(full.net).values()):
         mine.set_data(theirs.data())
-    b, _ = split._scores(data)
+    b, _ = split.scores(data)
     assert np.abs(a.asnumpy() - b.asnumpy()).max() < 1e-5
 
 
@@ -141,12 +155,12 @@ def test_frozen_parameters_stay_fixed_and_the_top_learns(vocab):
 def test_frozen_layers_are_checked(vocab):
     from bort.errors import BortError
     task = tasks.TASKS["SST-2"]
-    with pytest.raises(BortError, match="needs freeze_embeddings"):
-        tiny_model(task, vocab, frozen_layers=1)
+    with pytest.raises(BortError, match="key frozen_layers: > 0 needs freeze_embeddings"):
+        config(frozen_layers=1)
     with pytest.raises(BortError, match=r"expected 0\.\.1"):
         tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=2)
-    with pytest.raises(BortError, match="frozen_runtime: expected 'mxnet' or 'onnxruntime'"):
-        tiny_model(task, vocab, freeze_embeddings=True, frozen_layers=1, frozen_runtime="tvm")
+    with pytest.raises(BortError, match="key frozen_runtime: expected one of 'mxnet', 'onnxruntime', got 'tvm'"):
+        config(freeze_embeddings=True, frozen_layers=1, frozen_runtime="tvm")
 
 
 def test_int8_task_model_predicts_like_fp32(vocab):

@@ -24,6 +24,12 @@ def project(tmp_path, embedded_root, params):
     return tmp_path
 
 
+def prepare(root):
+    """pipeline/prepare.py as dvc.yaml runs it, in the project folder `root`."""
+    return run_module(str(ROOT / "pipeline" / "prepare.py"), "--tasks", "data/tasks", "--corpus", "data/corpus",
+                      "--metrics", "metrics/prepare.json", cwd=root)
+
+
 def one_error_line(result):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
@@ -36,7 +42,7 @@ def test_wrong_typed_param_leaves_earlier_outputs_intact(tmp_path, embedded_root
     params["data"]["train_size"] = "many"
     root = project(tmp_path, embedded_root, params)
     before = tree_digest(root / "data" / "tasks")
-    line = one_error_line(run_module(str(ROOT / "pipeline" / "prepare.py"), cwd=root))
+    line = one_error_line(prepare(root))
     assert line == "error: params.yaml: key data.train_size: expected int, got str 'many'"
     assert tree_digest(root / "data" / "tasks") == before
 
@@ -51,7 +57,7 @@ def test_truncated_official_file_fails_validation_and_keeps_earlier_data(tmp_pat
     params["data"]["source"] = str(source)
     root = project(tmp_path / "proj", embedded_root, params)
     before = tree_digest(root / "data" / "tasks")
-    line = one_error_line(run_module(str(ROOT / "pipeline" / "prepare.py"), cwd=root))
+    line = one_error_line(prepare(root))
     assert "RTE/dev.tsv:" in line and "tab-separated fields" in line
     assert tree_digest(root / "data" / "tasks") == before
     assert not (root / "data" / "tasks.tmp").exists()
@@ -64,7 +70,7 @@ def test_missing_official_suite_is_named(tmp_path, embedded_root):
     shutil.copytree(embedded_root / "RACE", source / "RACE")
     params["data"]["source"] = str(source)
     root = project(tmp_path / "proj", embedded_root, params)
-    line = one_error_line(run_module(str(ROOT / "pipeline" / "prepare.py"), cwd=root))
+    line = one_error_line(prepare(root))
     assert line.endswith("combined: missing; expected the official combined/ folder under params.yaml data.source")
 
 

@@ -1,0 +1,127 @@
+"""`TaskModel`: an encoder with a classifier, fine-tuned on one task, read through the task's shape.
+
+The shape (bort.shapes) turns an instance into text rows and the scores of those rows into a loss
+and a prediction; this module encodes the rows, runs them through the network (the frozen lower
+part cached, bort.finetune.frozen), and predicts in length-sorted chunks so batches carry little
+padding. `new_model` and `load_trained` build one from a model folder the teacher or pretrain
+stage wrote (bort.teacher.save_model).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from bort import distillation as kd
+from bort.encoding import Encoder, pad_rows
+from bort.errors import BortError
+from bort.finetune import FinetuneConfig, trainer
+from bort.finetune.frozen import FrozenPart
+from bort.finetune.head import build_classifier
+from bort.tasks import Task
+
+PARAMS = "model.params"       # a fine-tuned model's weights inside its folder
+
+
+class TaskModel:
+    """An encoder + head fine-tuned on one task; `predict` returns metric-ready predictions."""
+
+    def __init__(self, task: Task, encoder_model, vocab, arch, cfg: FinetuneConfig):
+        self.task, self.shape, self.vocab, self.arch, self.cfg = task, task.shape, vocab, arch, cfg
+        self.net = build_classifier(encoder_model, arch.hidden_size, self.shape.outputs(task), cfg.dropout,
+                                    cfg.pooling)
+        self.encode = Encoder(vocab)
+        depth = len(encoder_model.encoder.transformer_cells)
+        if not 0 <= cfg.frozen_layers <= depth:
+            raise BortError(f"params.yaml: finetune frozen_layers: expected 0..{depth} (the encoder's depth), "
+                            f"got {cfg.frozen_layers}")
+        self.frozen: Optional[FrozenPart] = None
+        if cfg.freeze_embeddings:
+            self.frozen = FrozenPart(self.net, arch, cfg.frozen_layers, cfg.frozen_runtime, self.encode.pad_id)
+        self.max_len = cfg.max_len_passage if task.long_inputs else cfg.max_len
+
+    def rows(self, instances):
+        """Every encoded row of `instances`, its text key, and the index of the instance it is of."""
+        rows, keys, owner = [], [], []
+        for k, inst in enumerate(instances):
+            for first, second in self.shape.rows(inst):
+                rows.append(self.encode(first, second, self.max_len))
+                keys.append((first, second))
+                owner.append(k)
+        return rows, keys, np.asarray(owner)
+
+    def scores(self, instances, cache: bool = False):
+        """(scores of every row, owner index per row); `cache` keeps the frozen part's states."""
+        import mxnet as mx
+        rows, keys, owner = self.rows(instances)
+        if self.frozen is None:
+            ids, types, lengths = pad_rows(rows, self.encode.pad_id)
+            return self.net(mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths)), owner
+        return self.frozen.scores(rows, keys, cache), owner
+
+    def loss(self, instances, cache: bool = False):
+        scores, owner = self.scores(instances, cache)
+        return self.shape.loss(scores, owner, instances)
+
+    def fit(self, train: Sequence[dict], progress=None, epochs: Optional[int] = None) -> List[float]:
+        """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds)."""
+        return trainer.fit(self, train, progress, epochs)
+
+    def predict(self, instances: Sequence[dict], batch_size: int = 64) -> list:
+        """Label index / float score / option index / entity string, per instance."""
+        out: list = [None] * len(instances)
+        for idx in self._length_chunks(instances, batch_size):
+            chunk = [instances[k] for k in idx]
+            scores, owner = self.scores(chunk)
+            for k, pred in zip(idx, self.shape.decode(scores.asnumpy(), owner, chunk)):
+                out[k] = pred
+        return out
+
+    def _length_chunks(self, instances: Sequence[dict], batch_size: int):
+        """Instances in chunks of similar length (longest row first), so batches carry little
+        padding; each chunk is a list of indices into `instances`."""
+        longest = [max(self.encode(a, b, self.max_len)[1] for a, b in self.shape.rows(inst)) for inst in instances]
+        order = sorted(range(len(instances)), key=lambda k: (-longest[k], k))
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+    def quantize(self, calibration: Sequence[dict], batch_size: int = 32) -> "TaskModel":
+        """Replace the network by its oneDNN int8 version (bort.quantize), calibrated on
+        `calibration` instances (training data: never the held-out split). Afterwards the model
+        predicts through the full network (no cached lower states)."""
+        import mxnet as mx
+        from bort import quantize
+        rows, _, _ = self.rows(list(calibration))
+        pad = self.encode.pad_id
+        batches = []
+        for s in range(0, len(rows) - batch_size + 1, batch_size):      # whole batches: one shape
+            ids, types, lengths = pad_rows(rows[s:s + batch_size], pad)
+            ids = np.pad(ids, ((0, 0), (0, self.max_len - ids.shape[1])), constant_values=pad)
+            types = np.pad(types, ((0, 0), (0, self.max_len - types.shape[1])))
+            batches.append((mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths)))
+        self.net.hybridize()
+        self.net = quantize.quantize(self.net, batches)
+        self.frozen = None
+        return self
+
+    def save(self, folder) -> None:
+        self.net.save_parameters(str(Path(folder) / PARAMS))
+
+
+def new_model(task: Task, encoder_dir, cfg: FinetuneConfig) -> TaskModel:
+    """A fresh head on the pretrained encoder in `encoder_dir`, initialised from `cfg.seed` alone
+    (not from whatever ran before in the same process)."""
+    from bort import teacher
+    kd.seed_everything(cfg.seed)
+    encoder, vocab, arch = teacher.load_model(encoder_dir, dropout=cfg.dropout)
+    return TaskModel(task, encoder, vocab, arch, cfg)
+
+
+def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig) -> TaskModel:
+    """The model a fine-tuning stage saved in `model_dir` for `task`, on the encoder it started from."""
+    model = new_model(task, encoder_dir, cfg)
+    path = Path(model_dir) / PARAMS
+    if not path.exists():
+        raise BortError(f"{path}: missing; expected the model the finetune stage saved (run `dvc repro`)")
+    model.net.load_parameters(str(path))
+    return model

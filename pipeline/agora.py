@@ -1,0 +1,67 @@
+"""Stage `agora@T` (one DVC job per trained task): Bort + Agora, continuing the task's fine-tuned
+Bort model with points sampled near its mistakes and labelled by the task's fine-tuned BERT.
+
+  python pipeline/agora.py RTE --data data/tasks --teacher models/teacher --student models/student \
+      --pool models/agora_pool --models models/finetune --metrics metrics/finetune
+
+Its own stage so that a change to an Agora setting re-runs Agora alone, not BERT and Bort on
+every task. Agora reads Agora's split of dev only; a point equal to a held-out input is dropped
+(bort.agora, bort.finetune.heldout).
+"""
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tqdm import tqdm                                                          # noqa: E402
+
+from bort import agora, cli, metrics as M, tasks, teacher                     # noqa: E402
+from bort.errors import cli_main, setup_logging                               # noqa: E402
+from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
+from bort.finetune.heldout import splits                                      # noqa: E402
+from bort.finetune.model import load_trained                                  # noqa: E402
+
+log = logging.getLogger("agora")
+WHICH = MODELS[2]                         # Bort + Agora
+
+
+def main(argv=None) -> int:
+    parser = cli.parser(__doc__, dict(Layout.PATHS, pool="Agora's embedded pool (agora-pool stage)"))
+    parser.add_argument("task", help="a task with training data, e.g. RTE")
+    args = parser.parse_args(argv)
+    setup_logging()
+    section = FinetuneSection.load("finetune")
+    task = tasks.trained([args.task], where="argument task")[0]
+    layout = Layout.from_args(args)
+    started = time.perf_counter()
+    data = splits(task, tasks.task_dir(args.data, task), section.heldout)
+    cfg = section.model(WHICH)
+    train = data.train[:cfg.max_train] if cfg.max_train else data.train
+    result = {"task": task.name, "model": WHICH, "heldout": data.note, "config": asdict(cfg),
+              "train_examples": len(train)}
+    labeler = load_trained(task, layout.encoder("bert"), layout.model("bert", task), section.model("bert"))
+    student = load_trained(task, layout.encoder("bort"), layout.model("bort", task), cfg)   # Agora's step 1
+    encoder, vocab, _ = teacher.load_model(layout.encoder("bert"))
+
+    def embed(texts):
+        return teacher.sentence_embeddings(encoder, vocab, texts)
+
+    def score(instances, preds):
+        return M.task_score(task, M.score(task, instances, preds))
+    forbidden = {task.shape.inputs(i) for i in data.heldout}
+    with tqdm(desc=f"agora {task.name}", file=sys.stderr, unit="batch") as bar:
+        model, rounds = agora.run(task, student, train, data.agora_dev, labeler, agora.Pool.load(args.pool),
+                                  embed, section.agora, forbidden, score, bar.update)
+    result["agora"] = {"config": asdict(section.agora), "rounds": rounds}
+    if data.agora_dev:
+        result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
+    evaluate.write(task, WHICH, model, data, result, layout)
+    log.info("%s %s: %s (%.1f s)", WHICH, task.name, result["scores"], time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))
