@@ -158,7 +158,8 @@ def read_student(extract_metrics, teacher_arch_json) -> Arch:
         chosen = json.loads(path.read_text())["chosen"]["arch"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise BortError(f"{path}: expected the extract stage's metrics with chosen.arch ({err!r})") from None
-    return Arch.read(teacher_arch_json).extracted(chosen)
+    source = Arch.read(teacher_arch_json)
+    return source.extracted(chosen).check_within(source)
 
 
 def parse_args(argv):

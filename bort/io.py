@@ -58,11 +58,14 @@ def recover(path) -> None:
     previous folder back; a leftover PATH.old beside a complete PATH is dropped."""
     path = Path(path)
     old = _sibling(path, ".old")
-    if old.exists():
-        if path.exists():
-            shutil.rmtree(old)
-        else:
-            os.replace(old, path)
+    try:
+        if old.exists():
+            if path.exists():
+                shutil.rmtree(old)
+            else:
+                os.replace(old, path)
+    except FileNotFoundError:
+        pass                  # another process (a Horovod rank) recovered it first
 
 
 @contextmanager

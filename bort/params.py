@@ -9,9 +9,10 @@ value ends, before any work starts, in one line that names the dotted key:
 
     params.yaml: key finetune.heldout: expected one of 'auto', 'test', 'dev_half', got 'tset'
 
-Defaults, where a field has one, are params.yaml's own values (a test keeps them equal); fields
-without a default must be in params.yaml. Unknown keys are errors too: a typo never silently
-falls back to a default.
+params.yaml must name every field of its section, and nothing else: a missing or unknown key is
+an error, so a deleted line or a typo never silently falls back to a default. Defaults, where a
+field has one, serve code that builds a section itself (tests, a derived configuration); they are
+params.yaml's own values (a test keeps them equal).
 """
 from __future__ import annotations
 
@@ -131,8 +132,8 @@ class Section:
         if unknown:
             raise ParamError(where, f"unknown key(s) {unknown}; expected {sorted(fields)}")
         hints = typing.get_type_hints(cls)
-        for name, f in fields.items():
-            if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        for name in fields:
+            if name not in data:
                 raise ParamError(f"{where}.{name}", f"missing; expected {type_name(hints[name])}")
         try:
             return cls(**data)

@@ -82,7 +82,8 @@ def architecture_rows(source: Arch, student: Optional[Arch], seq_len: int = 128)
 
 def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], names: Sequence[str]):
     """One row per task of `suite` among `names`, then the suite score: the mean task score over
-    the tasks with training data (the leaderboards leave the diagnostic sets out)."""
+    all of the suite's tasks with training data (the leaderboards leave the diagnostic sets out),
+    left blank unless every one of them has a score."""
     header = ["task", "metric(s)", "measured on", "TF-IDF floor"] + [MODEL_NAMES[m] for m in MODELS] + \
              ["published Bort (test)", "published BERT-large (test)"]
     rows, averages = [], {k: [] for k in ("floor",) + MODELS}
@@ -103,7 +104,7 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
                 averages[m].append(result["task_score"])
         published = PUBLISHED.get(name, ("", ""))
         rows.append([task.label, "/".join(task.metrics), measured, *cells, *published])
-    n_tasks = sum(1 for t in shown if not t.is_diagnostic)
+    n_tasks = sum(1 for t in T.suite_tasks(suite) if not t.is_diagnostic)
     score_row = [f"**{suite_label(suite)} score**", "mean of task scores", f"{n_tasks} tasks"]
     for k in ("floor",) + MODELS:
         values = averages[k]

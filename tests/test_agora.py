@@ -118,6 +118,9 @@ def test_pipeline_splits_keep_heldout_apart(embedded_root, tmp_path):
     multirc = tasks.TASKS["MultiRC"]
     data = splits(multirc, tasks.task_dir(embedded_root, multirc), "dev_half")
     assert not {i["group"] for i in data.agora_dev} & {i["group"] for i in data.heldout}
+    ax = tasks.TASKS["AX"]                       # no dev split: always its labelled test split
+    data = splits(ax, tasks.task_dir(embedded_root, ax), "dev_half")
+    assert data.note.startswith("test split") and data.heldout == data.test and not data.agora_dev
 
 
 def test_a_recurring_miss_brings_new_points_and_costs_no_second_labelling():

@@ -106,6 +106,8 @@ class AgoraConfig(Section):
 
     def validate(self) -> None:
         positive(self, "round_epochs", "neighbours", "max_new_per_round")
+        if self.rounds < 0:
+            raise ParamError("rounds", f"expected 0 (no Agora rounds) or more, got {self.rounds}")
 
 
 @dataclass(frozen=True)

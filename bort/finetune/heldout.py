@@ -31,13 +31,22 @@ class Splits(NamedTuple):
 
 def splits(task: Task, directory, policy: str) -> Splits:
     """The splits of `task` from its official folder; `policy` is params.yaml `finetune.heldout`:
-    test, dev_half, or auto (the labelled test split when there is one, else dev_half)."""
+    test, dev_half, or auto (the labelled test split when there is one, else dev_half). A set
+    without a dev split (the diagnostics) is always scored on its labelled test split."""
     def load(split):
         return tasks.load_split(task, directory, split) if split in task.splits else []
     train, dev, test = load("train"), load("dev"), load("test")
     labelled_test = [i for i in test if has_gold(i)]
-    mode = policy if policy != "auto" else ("test" if labelled_test else "dev_half")
+    if not dev:                    # a diagnostic set: no dev for Agora, scored on its test split
+        mode = "test"
+    elif policy == "auto":
+        mode = "test" if labelled_test else "dev_half"
+    else:
+        mode = policy
     if mode == "test":
+        if not labelled_test and not dev:
+            raise BortError(f"{task.name}: nothing labelled to score on (no dev split, and its test split "
+                            "has no labels); expected its labelled test file")
         if not labelled_test:
             raise BortError(f"finetune.heldout is 'test' but {task.name}'s test split has no labels; "
                             "expected 'dev_half' for the official files")

@@ -1,7 +1,8 @@
 """Task shapes: one class per input structure of the 23 tasks, owning all that differs by shape.
 
 A `bort.tasks.Task` entry is data (files, fields, labels, metrics) plus one of these shapes, and
-nothing outside this module asks which shape, suite or task it holds. A shape turns an official
+no code outside this package branches on which shape, suite or task it holds (tables keyed by
+suite or task -- the leaderboards' file layouts, the published scores -- are data). A shape turns an official
 record into *instances* (plain dicts), an instance into the text rows a model encodes, and a
 model's scores back into a prediction; it says what Agora may replace in an instance, what the
 TF-IDF floor reads, and how a prediction is written for the leaderboard.

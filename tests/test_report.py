@@ -1,0 +1,11 @@
+"""The report's tables: a suite score only over the whole suite."""
+from bort import report, tasks
+
+
+def test_suite_score_needs_every_task_of_the_suite():
+    floor = {t.name: {m: 0.5 for m in t.metrics} for t in tasks.TASKS.values()}
+    names = [t.name for t in tasks.TASKS.values()]
+    _, rows = report.task_rows("superglue", {}, floor, names)
+    assert rows[-1][3] == "50.0" and rows[-1][2] == "8 tasks"          # AX-b, AX-g left out
+    _, rows = report.task_rows("superglue", {}, floor, ["BoolQ", "CB"])
+    assert [r[0] for r in rows[:-1]] == ["BoolQ", "CB"] and rows[-1][3] == ""
