@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from bort import params
 from bort import shapes as S
 from bort.errors import BortError, at, cli_main, setup_logging
 from bort.formats import FORMATS
@@ -201,6 +202,11 @@ def trained(names: Sequence[str], where: str = "params.yaml: key tasks") -> List
             raise BortError(f"{where}: {name!r}: {why}; expected one of {expected}")
         out.append(task)
     return out
+
+
+def selected(path: Path = params.PARAMS_FILE) -> List[Task]:
+    """The tasks to fine-tune: params.yaml `tasks`, checked (the list dvc.yaml's foreach reads)."""
+    return trained(params.value("tasks", List[str], path))
 
 
 def map_labels(source: Task, target: Task, preds) -> list:

@@ -39,9 +39,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     data = splits(task, tasks.task_dir(args.data, task), section.heldout)
     cfg = section.model(WHICH)
-    train = data.train[:cfg.max_train] if cfg.max_train else data.train
-    result = {"task": task.name, "model": WHICH, "heldout": data.note, "config": asdict(cfg),
-              "train_examples": len(train)}
+    train, result = evaluate.start(task, WHICH, cfg, data)
     labeler = load_trained(task, layout.encoder("bert"), layout.model("bert", task), section.model("bert"))
     student = load_trained(task, layout.encoder("bort"), layout.model("bort", task), cfg)   # Agora's step 1
     encoder, vocab, _ = teacher.load_model(layout.encoder("bert"))
@@ -56,8 +54,6 @@ def main(argv=None) -> int:
         model, rounds = agora.run(task, student, train, data.agora_dev, labeler, agora.Pool.load(args.pool),
                                   embed, section.agora, forbidden, score, bar.update)
     result["agora"] = {"config": asdict(section.agora), "rounds": rounds}
-    if data.agora_dev:
-        result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
     evaluate.write(task, WHICH, model, data, result, layout)
     log.info("%s %s: %s (%.1f s)", WHICH, task.name, result["scores"], time.perf_counter() - started)
     return 0

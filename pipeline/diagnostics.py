@@ -9,11 +9,10 @@ Each parent model is loaded once; its predictions are mapped onto the scored set
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, params, tasks                                           # noqa: E402
+from bort import cli, tasks                                                   # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
@@ -26,7 +25,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     section = FinetuneSection.load("finetune")
-    selected = tasks.trained(params.value("tasks", List[str]))
+    selected = tasks.selected()
     scored = sorted(tasks.scored_with([t.name for t in selected]), key=lambda t: t.name)
     layout = Layout.from_args(args)
     for which in [m for m in MODELS if m in args.model]:
@@ -38,7 +37,7 @@ def main(argv=None) -> int:
                 data = splits(task, tasks.task_dir(args.data, task), section.heldout)
                 result = {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
                           "scored_by": parent.name}
-                evaluate.write(task, which, model, data, result, layout, save_model=False)
+                evaluate.write(task, which, model, data, result, layout, trained=False)
     return 0
 
 

@@ -11,14 +11,13 @@ importing MXNet, GluonNLP and scikit-learn) and both read the same splits. Hones
 import logging
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, metrics as M, tasks                                     # noqa: E402
+from bort import cli, tasks                                                   # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
@@ -46,14 +45,10 @@ def main(argv=None) -> int:
 def fine_tune(task, which, cfg, data, layout):
     """Fine-tune model `which` on `task`, score it, write its model, metrics and submission."""
     started = time.perf_counter()
-    train = data.train[:cfg.max_train] if cfg.max_train else data.train
-    result = {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
-              "train_examples": len(train)}
+    train, result = evaluate.start(task, which, cfg, data)
     model = new_model(task, layout.encoder(which), cfg)
     with tqdm(desc=f"finetune {which} {task.name}", file=sys.stderr, unit="batch") as bar:
         result["epoch_losses"] = model.fit(train, bar.update)
-    if data.agora_dev:
-        result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
     evaluate.write(task, which, model, data, result, layout)
     log.info("%s %s: %s (%.1f s)", which, task.name, result["scores"], time.perf_counter() - started)
 

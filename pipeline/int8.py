@@ -12,13 +12,12 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, metrics as M, params, tasks                             # noqa: E402
+from bort import cli, metrics as M, tasks                                     # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import FinetuneSection                                     # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
@@ -46,7 +45,7 @@ def main(argv=None) -> int:
     p = Int8Config.load("int8")
     finetune = FinetuneSection.load("finetune")
     cfg, heldout = finetune.model("bort"), finetune.heldout
-    selected = tasks.trained(params.value("tasks", List[str]))
+    selected = tasks.selected()
     result = {"model": "bort", "calibration_examples": p.calibration_examples, "tasks": {}}
     for task in tqdm(selected, desc="int8", file=sys.stderr):
         data = splits(task, tasks.task_dir(args.data, task), heldout)

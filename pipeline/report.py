@@ -11,11 +11,10 @@ tasks shown are params.yaml `tasks` and the sets their models score.
 """
 import sys
 from pathlib import Path
-from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, params, report, tasks                                   # noqa: E402
+from bort import cli, report, tasks                                           # noqa: E402
 from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, Layout                                      # noqa: E402
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
         "int8": "the int8 stage's metrics", "finetune": "fine-tuning metrics: <dir>/<model>/<task>.json",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
-    selected = tasks.trained(params.value("tasks", List[str]))
+    selected = tasks.selected()
     names = {t.name for t in selected}
     shown = [t for t in tasks.TASKS.values() if t.name in names or t.scored_by in names]
     prepare = report.load_json(args.prepare) or {}

@@ -6,8 +6,9 @@ scored by its parent's model (`Task.scored_by`), its predictions mapped onto its
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
 from bort import metrics as M
 from bort import submission
@@ -33,11 +34,22 @@ def finish(task: Task, model, held: Sequence[dict], test: Sequence[dict], result
     return result
 
 
-def write(task: Task, which: str, model, data, result: dict, layout, save_model: bool = True) -> dict:
+def start(task: Task, which: str, cfg, data) -> Tuple[List[dict], dict]:
+    """(the training instances, the metrics record so far) of model `which` trained on `task`
+    with settings `cfg`: the first `max_train` of the training split (0: all of it)."""
+    train = data.train[:cfg.max_train] if cfg.max_train else data.train
+    return train, {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
+                   "train_examples": len(train)}
+
+
+def write(task: Task, which: str, model, data, result: dict, layout, trained: bool = True) -> dict:
     """Model `which`'s outputs for `task` in `layout` (bort.finetune.Layout): its folder --
-    weights (unless it is a parent's model scoring another set) and submission -- replaced as a
-    whole, and its metrics file; `data` are the task's bort.finetune.heldout splits."""
+    submission, and the weights of a model `trained` on this task (not of a parent's model scoring
+    another set), whose score on Agora's dev split is recorded too -- replaced as a whole, and its
+    metrics file; `data` are the task's bort.finetune.heldout splits."""
+    if trained and data.agora_dev:
+        result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
     with atomic_dir(layout.model(which, task)) as tmp:
-        if save_model:
+        if trained:
             model.save(tmp)
         return finish(task, model, data.heldout, data.test, result, tmp, layout.metrics_file(which, task))
