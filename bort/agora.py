@@ -23,12 +23,19 @@ question of RACE, the query of ReCoRD (a pool text with a placeholder), for WiC 
 containing the target word, for WSC one containing both spans. Agora sees the training set and
 the Agora split of dev only: a generated point whose inputs equal a held-out instance's is dropped
 (and counted), and `guard` fails loudly if a held-out input reaches training or Agora's dev split.
+
+With a checkpoint folder every round ends by saving the student, the points and marks so far, the
+round records and what the labeler and the embedder said (bort.checkpoint); a killed run resumes
+after its last completed round. Each round's fit re-seeds everything, and the frozen part's cache
+is rebuilt round by round as the rounds built it, so a resumed run ends where an uninterrupted
+one does.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, List, Sequence, Set, Tuple
 
@@ -141,18 +148,29 @@ def guard(task: Task, points: Sequence[dict], forbidden: Set[tuple], where: str)
 
 
 def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
-        pool: Pool, embed, cfg: AgoraConfig, forbidden: Set[tuple], score: Callable, progress=None):
+        pool: Pool, embed, cfg: AgoraConfig, forbidden: Set[tuple], score: Callable, progress=None,
+        checkpoint_dir=None, sources: dict = None):
     """Agora's rounds on `model`, a student already fine-tuned on `train` (step 1); `forbidden`
     holds the inputs (`shape.inputs`) of the held-out instances. Returns (the student after the
-    rounds, per-round records)."""
+    rounds, per-round records). With `checkpoint_dir` (a TaskModel student) a killed run resumes
+    after its last completed round, when it was made from the same `sources` (digests of what the
+    labeler, the pool and the embedder were loaded from: the memos of their answers are resumed)."""
     shape = task.shape
     guard(task, train, forbidden, "training set")
     guard(task, agora_dev, forbidden, "dev split")
     embed, label = Memo(embed), Memo(labeler.predict, shape.inputs)
     records, added, marks = [], [], []
     latest: List[dict] = []
+    config_id = None
+    if checkpoint_dir is not None:
+        from bort import checkpoint
+        config_id = model.fingerprint(train, agora=asdict(cfg), dev=checkpoint.digest(agora_dev),
+                                      sources=sources or {})
+        records, added, marks = resume(checkpoint_dir, model, train, cfg, config_id, embed, label)
     preds = model.predict(agora_dev)            # a round starts from the previous round's predictions
-    for r in range(cfg.rounds):
+    for r in range(len(records), cfg.rounds):
+        if hasattr(progress, "set_description"):
+            progress.set_description(f"agora {task.name} round {r + 1}/{cfg.rounds}")
         misses = [inst for inst, p in zip(agora_dev, preds) if shape.is_miss(inst, p)]
         record = {"round": r + 1, "dev_before": score(agora_dev, preds), "misses": len(misses)}
         sampled = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round, set(marks))
@@ -175,4 +193,52 @@ def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         log.info("%s Agora round %d: %d misses, %d points added, labeler agreement %s, dev %.3f -> %.3f",
                  task.name, r + 1, len(misses), len(latest), record.get("labeler_agreement"),
                  record["dev_before"], record["dev_after"])
+        if checkpoint_dir is not None:
+            save(checkpoint_dir, model, records, added, marks, embed, label, config_id)
     return model, records
+
+
+def round_sets(train: List[dict], added: List[dict], records: List[dict], replay: bool) -> List[List[dict]]:
+    """The training set of each recorded round: `train` plus every point so far (replay) or the
+    round's own points."""
+    out, end = [], 0
+    for record in records:
+        start, end = end, end + record["points_added"]
+        out.append(list(train) + (added[:end] if replay else added[start:end]))
+    return out
+
+
+def save(folder, model, records, added, marks, embed: Memo, label: Memo, config_id: str) -> None:
+    """The state after a round: the student's weights and everything the next round reads."""
+    from bort import checkpoint
+    texts = sorted(embed.known)
+    vectors = np.stack([embed.known[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+    checkpoint.save(folder, {"model": model.net}, None,
+                    {"round": len(records), "records": records, "added": added, "marks": marks,
+                     "labels": [[k, v] for k, v in label.known.items()], "embedded": texts, "config": config_id},
+                    arrays={"embeddings": vectors}, trained_only=True)
+
+
+def resume(folder, model, train, cfg: AgoraConfig, config_id: str, embed: Memo, label: Memo):
+    """(records, points added, marks) after the last round the checkpoint in `folder` holds --
+    the student's weights, its frozen cache and both memos restored -- or a fresh start."""
+    from bort import checkpoint
+    state = checkpoint.load_state(folder)
+    if state is None or state.get("config") != config_id:
+        if state is not None:
+            log.info("Agora checkpoint %s was made by other settings, data or weights; starting at round 1", folder)
+        return [], [], []
+    checkpoint.restore(folder, {"model": model.net}, None, state, ctx=model.ctx, trained_only=True)
+    records, added = state["records"], state["added"]
+    for round_train in round_sets(train, added, records, cfg.replay):   # the frozen cache, as the
+        model.warm_cache(round_train)                                   # rounds built it
+    label.known.update((_tuples(k), v) for k, v in state["labels"])
+    vectors = checkpoint.load_array(folder, "embeddings")
+    embed.known.update(zip(state["embedded"], vectors))
+    log.info("resuming Agora from checkpoint %s after round %d", folder, len(records))
+    return records, added, [_tuples(m) for m in state["marks"]]
+
+
+def _tuples(value):
+    """JSON's lists back into the tuples `shape.inputs` makes."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

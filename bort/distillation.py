@@ -15,6 +15,13 @@ for longer. The pieces:
   through a learned projection H_student -> H_teacher (TinyBERT/MiniLM style), normalised by the
   teacher states' variance so that 1.0 means "no better than predicting the mean". The embedded
   MiniLM teacher has no MLM head, so this is the loss it can teach with.
+
+Devices (bort.device): students and projections are built and initialised on cpu(0) -- the same
+weights whatever the device -- then placed on the contexts asked for. Inference (`teacher_targets`,
+`evaluate`) runs on a model's first context; `kd_steps` trains data-parallel over all the
+student's contexts, each taking a contiguous shard of every batch, its loss weighted by its share
+(every chunk has the same length, so the shares' sum is the batch's mean loss and the summed
+gradient the batch's gradient). `run_model` and `hidden_mse` take the context the caller is in.
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ import random
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
+
+from bort import device
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +44,12 @@ def seed_everything(seed: int) -> None:
 
 
 def corpus_chunks(vocab, documents: Iterable[str], seq_len: int, max_chunks: Optional[int] = None) -> np.ndarray:
-    """(N, seq_len) token ids: documents tokenised, concatenated and cut, each [CLS] ... [SEP]."""
+    """(N, seq_len) token ids: documents tokenised, concatenated and cut, each [CLS] ... [SEP].
+
+    Lowercased unless the vocabulary says otherwise (`vocab.lower`, set by bort.teacher.load_model
+    from a cased checkpoint's tokenizer_config.json)."""
     import gluonnlp as nlp
-    tokenizer = nlp.data.BERTTokenizer(vocab, lower=True)
+    tokenizer = nlp.data.BERTTokenizer(vocab, lower=getattr(vocab, "lower", True))
     body = seq_len - 2
     cls, sep = vocab[vocab.cls_token], vocab[vocab.sep_token]
     stream: List[int] = []
@@ -69,7 +81,8 @@ def mask_tokens(ids: np.ndarray, vocab, rng: np.random.RandomState, rate: float 
 
 def run_model(model, ids):
     """All outputs of a BERTModel on full-length sequences (no padding); a model with an MLM
-    decoder gets a dummy masked position, since GluonNLP requires one."""
+    decoder gets a dummy masked position, since GluonNLP requires one. Numpy ids go to the current
+    context (`with ctx:`), an NDArray stays where it is."""
     import mxnet as mx
     ids = mx.nd.array(ids) if not isinstance(ids, mx.nd.NDArray) else ids
     args = [ids, mx.nd.zeros_like(ids), mx.nd.full((ids.shape[0],), ids.shape[1])]
@@ -84,12 +97,15 @@ def forward_hidden(model, ids):
 
 
 def teacher_targets(teacher, ids: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The teacher's final hidden states for every chunk, computed once and reused."""
-    return batched(lambda x: forward_hidden(teacher, x), ids, batch_size).astype(np.float32)
+    """The teacher's final hidden states for every chunk, computed once (on its first context)
+    and reused."""
+    with device.where(teacher)[0]:
+        return batched(lambda x: forward_hidden(teacher, x), ids, batch_size).astype(np.float32)
 
 
 def param_arrays(model) -> Dict[str, np.ndarray]:
-    return {name: p.data().asnumpy() for name, p in model._collect_params_with_prefix().items()}
+    """Every parameter as numpy, by structural name (from the first context it lives on)."""
+    return {name: p.data(p.list_ctx()[0]).asnumpy() for name, p in model._collect_params_with_prefix().items()}
 
 
 def layer_map(student_depth: int, teacher_depth: int) -> List[int]:
@@ -129,8 +145,9 @@ def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
 
 
 def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: str = "teacher",
-                  decoder: bool = False):
-    """A student BERTModel of `arch`, initialised from the teacher's sub-matrices or randomly."""
+                  decoder: bool = False, ctx=None):
+    """A student BERTModel of `arch`, initialised from the teacher's sub-matrices or randomly, on
+    the contexts `ctx` (default cpu(0); built there, then placed)."""
     import mxnet as mx
     student = arch.build(decoder=decoder)
     student.initialize(mx.init.Normal(0.02), ctx=mx.cpu())
@@ -139,12 +156,13 @@ def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: s
         init_from_teacher(student, teacher_arrays)
     elif init != "random":
         raise ValueError(f"init: expected 'teacher' or 'random', got {init!r}")
-    return student
+    return device.place(student, ctx or [mx.cpu(0)])
 
 
-def build_projection(student_hidden: int, teacher_hidden: int):
+def build_projection(student_hidden: int, teacher_hidden: int, ctx=None):
     """Dense H_student -> H_teacher, initialised to the identity on the leading coordinates, so a
-    teacher-initialised student starts where truncating the teacher would put it."""
+    teacher-initialised student starts where truncating the teacher would put it (on `ctx`, as
+    `build_student`)."""
     import mxnet as mx
     from mxnet.gluon import nn
     proj = nn.Dense(teacher_hidden, in_units=student_hidden, flatten=False)
@@ -152,13 +170,14 @@ def build_projection(student_hidden: int, teacher_hidden: int):
     eye = np.zeros((teacher_hidden, student_hidden), np.float32)
     eye[np.arange(student_hidden), np.arange(student_hidden)] = 1.0
     proj.weight.set_data(mx.nd.array(eye))
-    return proj
+    return device.place(proj, ctx or [mx.cpu(0)])
 
 
 def fit_projection(proj, features: np.ndarray, targets: np.ndarray, ridge: float = 1e-2) -> None:
     """Set the projection to the least-squares readout of the teacher states from the student's
     (ridge-regularised, with bias): the best linear map before any step is taken, so a short
-    distillation run spends its steps on the encoder rather than on learning a readout."""
+    distillation run spends its steps on the encoder rather than on learning a readout. Computed
+    in numpy, set on every context the projection lives on."""
     import mxnet as mx
     x = features.reshape(-1, features.shape[-1]).astype(np.float64)
     y = targets.reshape(-1, targets.shape[-1]).astype(np.float64)
@@ -190,34 +209,42 @@ def target_scale(targets: np.ndarray) -> float:
 
 
 def evaluate(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, batch_size: int = 64) -> float:
+    """Mean `hidden_mse` over `ids`, on the student's first context."""
     total, count = 0.0, 0
-    for s in range(0, len(ids), batch_size):
-        loss = hidden_mse(student, proj, ids[s:s + batch_size], targets[s:s + batch_size], scale)
-        total += float(loss.asscalar()) * len(ids[s:s + batch_size])
-        count += len(ids[s:s + batch_size])
+    with device.where(student)[0]:
+        for s in range(0, len(ids), batch_size):
+            loss = hidden_mse(student, proj, ids[s:s + batch_size], targets[s:s + batch_size], scale)
+            total += float(loss.asscalar()) * len(ids[s:s + batch_size])
+            count += len(ids[s:s + batch_size])
     return total / max(1, count)
 
 
 def kd_steps(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, steps: int,
              batch_size: int, lr: float, seed: int, trainer=None, start_step: int = 0,
              on_step=None) -> List[float]:
-    """`steps` Adam steps of hidden-state distillation on batches drawn with a seeded RNG.
+    """`steps` Adam steps of hidden-state distillation on batches drawn with a seeded RNG, over
+    every context the student lives on (data-parallel: module docstring).
 
     The batch order depends only on (seed, step), so a resumed run sees the same batches."""
-    from mxnet import autograd, gluon
+    import mxnet as mx
+    from mxnet import autograd
+    ctxs = device.where(student)
     if trainer is None:
         params = student.collect_params()
         params.update(proj.collect_params())
-        trainer = gluon.Trainer(params, "adam", {"learning_rate": lr})
+        trainer = device.trainer(params, mx.optimizer.Adam(learning_rate=lr), ctxs)
     losses = []
     for step in range(start_step, start_step + steps):
         rng = np.random.RandomState(seed * 100_003 + step)
         index = rng.choice(len(ids), size=min(batch_size, len(ids)), replace=False)
-        with autograd.record():
-            loss = hidden_mse(student, proj, ids[index], targets[index], scale)
-        loss.backward()
+        step_losses = []
+        for ctx, part, share in device.split(index, ctxs):
+            with ctx, autograd.record():
+                loss = hidden_mse(student, proj, ids[part], targets[part], scale)
+                step_losses.append(device.weighted(loss, share))
+        device.backward(step_losses, trainer)
         trainer.step(1, ignore_stale_grad=True)          # the pooler takes no part in this loss
-        losses.append(float(loss.asscalar()))
+        losses.append(float(sum(loss.asscalar() for loss in step_losses)))
         if on_step is not None:
             on_step(step, losses[-1], trainer)
     return losses
@@ -227,21 +254,27 @@ class SurrogateError:
     """e(ξ) for extraction: held-out normalised distillation loss after `steps` short KD steps.
 
     Every candidate sees the same seeded batches and the same held-out chunks, so candidates are
-    compared on equal terms and the value is a deterministic function of the architecture."""
+    compared on equal terms and the value is a deterministic function of the architecture. The
+    candidates train on the contexts `ctx` (bort.device; data-parallel when several, the same
+    error to float rounding) and are scored on the first."""
 
     def __init__(self, teacher_arrays, teacher_hidden: int, train_ids, train_targets, held_ids,
-                 held_targets, steps: int, batch_size: int, lr: float, seed: int, init: str = "teacher"):
+                 held_targets, steps: int, batch_size: int, lr: float, seed: int, init: str = "teacher",
+                 ctx=None):
         self.teacher_arrays, self.teacher_hidden = teacher_arrays, teacher_hidden
         self.train_ids, self.train_targets = train_ids, train_targets
         self.held_ids, self.held_targets = held_ids, held_targets
         self.scale = target_scale(train_targets)
         self.steps, self.batch_size, self.lr, self.seed, self.init = steps, batch_size, lr, seed, init
+        self.ctx = ctx                 # bort.device contexts the candidates train on (None: cpu(0))
 
     def __call__(self, arch) -> float:
         seed_everything(self.seed)
-        student = build_student(arch, self.teacher_arrays, self.init)
-        proj = build_projection(arch.hidden_size, self.teacher_hidden)
-        fit_projection(proj, batched(lambda x: forward_hidden(student, x), self.train_ids), self.train_targets)
+        student = build_student(arch, self.teacher_arrays, self.init, ctx=self.ctx)
+        proj = build_projection(arch.hidden_size, self.teacher_hidden, ctx=self.ctx)
+        with device.where(student)[0]:
+            features = batched(lambda x: forward_hidden(student, x), self.train_ids)
+        fit_projection(proj, features, self.train_targets)
         kd_steps(student, proj, self.train_ids, self.train_targets, self.scale, self.steps,
                  self.batch_size, self.lr, self.seed)
         return evaluate(student, proj, self.held_ids, self.held_targets, self.scale)

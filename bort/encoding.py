@@ -15,11 +15,13 @@ EncodedRow = Tuple[np.ndarray, int, np.ndarray]       # token ids, valid length,
 
 
 class Encoder:
-    """Tokenises rows once per (text pair, length) with GluonNLP's BERT transform."""
+    """Tokenises rows once per (text pair, length) with GluonNLP's BERT transform; lower-cases
+    unless the vocabulary says its checkpoint is cased (`vocab.lower`, set by bort.teacher)."""
 
-    def __init__(self, vocab, lower: bool = True):
+    def __init__(self, vocab, lower: Optional[bool] = None):
         import gluonnlp as nlp
         self.vocab = vocab
+        lower = getattr(vocab, "lower", True) if lower is None else lower
         self.tokenizer = nlp.data.BERTTokenizer(vocab, lower=lower)
         self._transforms = {}
         self._cache: Dict[tuple, EncodedRow] = {}

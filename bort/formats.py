@@ -1,7 +1,9 @@
 """The official file formats of the three suites, read as records and written back (embedded data).
 
 GLUE ships TSV: one header row (CoLA's train and dev files have none), fields by column name, no
-CSV quoting (the files contain bare quotes), a few malformed QQP rows. SuperGLUE ships JSON Lines,
+CSV quoting (the files contain bare quotes), a few malformed QQP rows; MRPC's train and dev files
+begin with a UTF-8 byte-order mark and end lines with CRLF (GLUE's download_glue_data.py copies
+Microsoft's header line as it is), so every reader decodes `utf-8-sig` and strips CR. SuperGLUE ships JSON Lines,
 one object per line. RACE ships a folder per split and level with one JSON passage per .txt file.
 A format yields `(path, line, record)` -- the record a plain dict keyed by the official field
 names -- and knows nothing of tasks beyond the columns and flags of the `Task` entry; the shape
@@ -30,7 +32,7 @@ class Tsv:
 
     @staticmethod
     def _lines(path: Path):
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             for number, raw in enumerate(handle, start=1):
                 raw = raw.rstrip("\r\n")
                 if raw:
@@ -45,6 +47,8 @@ class Tsv:
                 _, header = next(rows)
             except StopIteration:
                 raise at(path, 1, "empty file; expected a header row") from None
+            renames = task.variant(split, path).renames
+            header = [renames.get(column, column) for column in header]
         for needed in task.fields:
             if needed not in header:
                 raise at(path, 1, f"header lacks column {needed!r}; expected columns "
@@ -90,7 +94,7 @@ class Jsonl:
         return count
 
     def records(self, task, path: Path, split: str) -> Iterator[Located]:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             for number, raw in enumerate(handle, start=1):
                 if not raw.strip():
                     continue
@@ -114,7 +118,8 @@ class Jsonl:
 
 
 class RaceFolder:
-    """RACE: <split>/<level>/<n>.txt, each file one JSON passage."""
+    """RACE: <split>/<level>/<n>.txt, each file one JSON passage on one line (errors name line 1,
+    or the line the JSON parser stopped at)."""
     kind = "folder"
 
     def default_id(self, count: int):
@@ -123,10 +128,12 @@ class RaceFolder:
     def records(self, task, folder: Path, split: str) -> Iterator[Located]:
         for path in sorted(folder.glob("*.txt"), key=lambda p: (len(p.stem), p.stem)):
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
+                record = json.loads(path.read_text(encoding="utf-8-sig"))
             except json.JSONDecodeError as err:
                 raise at(path, err.lineno, f"invalid JSON ({err.msg}); expected one RACE passage object") from None
-            yield path, None, record
+            if not isinstance(record, dict):
+                raise at(path, 1, "expected a JSON object (one RACE passage)")
+            yield path, 1, record
 
     @staticmethod
     def write_split(task, folder: Path, split: str, records: Sequence[dict]) -> None:

@@ -147,11 +147,15 @@ class Section:
 
 
 def value(name: str, hint, path: Path = PARAMS_FILE):
-    """A top-level params.yaml value that is not a section (e.g. the `tasks` list), checked."""
+    """One params.yaml value that is not a section (e.g. the `tasks` list), checked; a dotted
+    name reads one key of another stage's section (`finetune.heldout`) without that section's
+    other keys."""
     data = load(path)
-    if name not in data:
-        raise BortError(f"{path}: key {name}: missing; expected {type_name(hint)}")
-    return checked(lambda: convert(hint, data[name], name), path)
+    for part in name.split("."):
+        if not isinstance(data, dict) or part not in data:
+            raise BortError(f"{path}: key {name}: missing; expected {type_name(hint)}")
+        data = data[part]
+    return checked(lambda: convert(hint, data, name), path)
 
 
 def checked(build, path: Path = PARAMS_FILE):

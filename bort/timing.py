@@ -11,7 +11,9 @@ one run so that every ratio is apples to apples.
 - Achieved GFLOP/s uses the analytic FLOPs of `bort.arch`; the "peak" is this machine's dense
   fp32 GEMM rate, measured in the same run with numpy (the BLAS MXNet also links).
 - The peer is ONNX Runtime running the same graph with the same weights (bort.onnx_graph).
-- A GPU is timed only when MXNet sees one; otherwise the result says so and nothing fails.
+- The models are always timed on the CPU (the papers' claim is CPU speed; ONNX Runtime and int8
+  are CPU peers); when params.yaml `device` starts with a GPU context (bort.device) they are
+  timed on it as well.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from bort.arch import Arch
+from bort.device import gpu_count
 from bort.params import ParamError, Section, positive
 
 log = logging.getLogger(__name__)
@@ -169,14 +172,6 @@ def time_onnxruntime(arch: Arch, model, batch: int, seq_len: int, settings: dict
     out = summarize(times, arch.flops_per_seq(seq_len), batch, peak)
     out["max_abs_diff_vs_mxnet"] = diff
     return out
-
-
-def gpu_count() -> int:
-    try:
-        import mxnet as mx
-        return mx.context.num_gpus()
-    except Exception:                                     # a CPU-only build may raise instead
-        return 0
 
 
 def machine() -> Dict[str, object]:

@@ -2,7 +2,7 @@
 
 The pool is what Agora may sample "near" a miss from (bort.agora): sentences of the corpus and the
 *training* texts of every task (never a dev or test text), embedded by the teacher with mean
-pooling.
+pooling, on the first context of params.yaml `device` (bort.device).
 
   python pipeline/agora_pool.py --tasks data/tasks --corpus data/corpus --teacher models/teacher \
       --out models/agora_pool
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import agora, cli, tasks, teacher                                   # noqa: E402
+from bort import agora, cli, device, tasks, teacher                           # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import atomic_dir, read_lines                                    # noqa: E402
 from bort.params import Section                                               # noqa: E402
@@ -37,12 +37,17 @@ def main(argv=None) -> int:
                                 "out": "output: the pool folder"}).parse_args(argv)
     setup_logging()
     p = AgoraPoolConfig.load("agora_pool")
-    training = [tasks.load_split(t, tasks.task_dir(args.tasks, t), "train")
-                for _, t in sorted(tasks.TASKS.items()) if "train" in t.splits]
+    prepared = [t for _, t in sorted(tasks.TASKS.items())          # the tasks prepare wrote (`tasks` and
+                if "train" in t.splits                                  # their diagnostics; all 23 embedded)
+                and tasks.split_path(t, tasks.task_dir(args.tasks, t), "train").exists()]
+    training = [tasks.load_split(t, tasks.task_dir(args.tasks, t), "train") for t in prepared]
     texts = agora.pool_texts(training, read_lines(args.corpus / "train.txt"), p.per_task, p.corpus_sentences, p.seed)
+    ctx = device.contexts()[0]                     # inference: the first context
     model, vocab, _ = teacher.load_model(args.teacher)
-    log.info("embedding %d pool texts with the teacher", len(texts))
-    pool = agora.Pool(texts, teacher.sentence_embeddings(model, vocab, texts, max_len=p.max_len))
+    device.place(model, [ctx])
+    log.info("embedding %d pool texts with the teacher on %s", len(texts), ctx)
+    with ctx:
+        pool = agora.Pool(texts, teacher.sentence_embeddings(model, vocab, texts, max_len=p.max_len))
     with atomic_dir(args.out) as tmp:
         pool.save(tmp)
     return 0

@@ -1,10 +1,14 @@
 """Stage `diagnostics`: the sets without a training run of their own -- MNLI-mm and AX (by the
-MNLI-m models), AX-b and AX-g (by the SuperGLUE RTE models) -- scored with each compared model.
+MNLI-m models), AX-b and AX-g (by the SuperGLUE RTE models) -- scored with each compared model,
+for the parents that params.yaml `tasks` selects (none selected: an empty record).
 
-  python pipeline/diagnostics.py --data data/tasks --teacher models/teacher --student models/student \
-      --models models/finetune --metrics metrics/finetune
+  python pipeline/diagnostics.py --data data/tasks --teacher models/teacher --student models/student \\
+      --models models/finetune --out models/diagnostics --metrics metrics/diagnostics.json
 
-Each parent model is loaded once; its predictions are mapped onto the scored set's labels.
+Each parent model is loaded once; its predictions are mapped onto the scored set's labels. An
+unlabelled set (GLUE's public diagnostic.tsv / AX.tsv) gets its leaderboard submission and no score.
+The stage reads the whole models/ folder of the fine-tuning stages, so that any subset of tasks
+is one fixed stage; it writes its own folder and one metrics file.
 """
 import sys
 from dataclasses import asdict
@@ -12,32 +16,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, tasks                                                   # noqa: E402
+from bort import cli, device, tasks                                           # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
 from bort.finetune.model import load_trained                                  # noqa: E402
+from bort.io import atomic_dir, write_json                                    # noqa: E402
+
+PATHS = {"data": "the task folders (prepare stage)", "teacher": "the source model folder (BERT)",
+         "student": "the distilled student folder (Bort)",
+         "models": "the fine-tuned models: <models>/<model>/<task>/ (finetune and agora stages)",
+         "out": "output: <out>/<model>/<set>/submission, and sets.json (what was scored)",
+         "metrics": "output: every model's record on every scored set (JSON: model -> set -> record)"}
 
 
 def main(argv=None) -> int:
-    parser = cli.parser(__doc__, Layout.PATHS)
+    parser = cli.parser(__doc__, PATHS)
     parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS))
     args = parser.parse_args(argv)
     setup_logging()
     section = FinetuneSection.load("finetune")
     selected = tasks.selected()
     scored = sorted(tasks.scored_with([t.name for t in selected]), key=lambda t: t.name)
-    layout = Layout.from_args(args)
-    for which in [m for m in MODELS if m in args.model]:
-        cfg = section.model(which)
-        for parent in sorted({t.scored_by for t in scored}):
-            parent = tasks.get_task(parent)
-            model = load_trained(parent, layout.encoder(which), layout.model(which, parent), cfg)
-            for task in (t for t in scored if t.scored_by == parent.name):
-                data = splits(task, tasks.task_dir(args.data, task), section.heldout)
-                result = {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
-                          "scored_by": parent.name}
-                evaluate.write(task, which, model, data, result, layout, trained=False)
+    parents = Layout(args.teacher, args.student, args.models)
+    ctx = device.contexts()[:1]                               # inference: the first context
+    records = {}
+    parent_tasks = [tasks.get_task(name) for name in sorted({t.scored_by for t in scored})]
+    sizes = {p.name: len(tasks.load_split(p, tasks.task_dir(args.data, p), "train")) for p in parent_tasks}
+    with atomic_dir(args.out) as out:
+        for which in [m for m in MODELS if m in args.model]:
+            for parent in parent_tasks:
+                cfg = section.model(which, sizes[parent.name])    # the settings the parent trained with
+                model = load_trained(parent, parents.encoder(which), parents.model(which, parent), cfg, ctx)
+                for task in (t for t in scored if t.scored_by == parent.name):
+                    data = splits(task, tasks.task_dir(args.data, task), section.heldout)
+                    result = {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
+                              "scored_by": parent.name}
+                    records.setdefault(which, {})[task.name] = evaluate.finish(
+                        task, model, data.heldout, data.test, result, out / which / task.name, None)
+        write_json(out / "sets.json", {which: sorted(sets) for which, sets in records.items()})
+    write_json(args.metrics, records)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 Reads the `extract` section of params.yaml; writes every candidate to <out>/candidates.csv, the
 trained ones to the front CSV (a DVC plot) and its figure, and the chosen architecture and the
-work done to the metrics file.
+work done to the metrics file. Runs on params.yaml `device` (bort.device): the teacher's targets
+on the first context; each candidate's short training data-parallel over all of them (GPUs in
+mixed precision), scored on the first -- the same surrogate errors as one context to float rounding.
 
   python pipeline/extract.py --teacher models/teacher --corpus data/corpus --out models/extract \
       --front reports/pareto.csv --plot reports/pareto.png --metrics metrics/extract.json
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, distillation as kd, extraction, plots, teacher          # noqa: E402
+from bort import cli, device, distillation as kd, extraction, plots, teacher  # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import read_lines, to_csv, write_json, write_text                # noqa: E402
 
@@ -31,7 +33,11 @@ def main(argv=None) -> int:
     setup_logging()
     p = extraction.ExtractConfig.load("extract")
     started = time.perf_counter()
+    ctx = device.contexts()
+    device.mixed_precision(ctx)                    # GPUs only: the candidates train
     model, vocab, source = teacher.load_model(args.teacher)
+    device.place(model, ctx[:1])                   # the teacher's forward passes: the first context
+    log.info("teacher targets on %s; candidate trainings on %s", ctx[0], device.label(ctx))
     kd.seed_everything(p.seed)
     space = extraction.search_space(source, p.space.depth, p.space.num_heads, p.space.hidden_size,
                                     p.space.intermediate_size)
@@ -41,9 +47,9 @@ def main(argv=None) -> int:
              len(candidates), len({c.cell for c in candidates}), steps)
     train_ids = kd.corpus_chunks(vocab, read_lines(args.corpus / "train.txt"), p.chunk_len, p.train_chunks)
     held_ids = kd.corpus_chunks(vocab, read_lines(args.corpus / "heldout.txt"), p.chunk_len, p.heldout_chunks)
-    error_fn = kd.SurrogateError(kd.param_arrays(model), source.hidden_size, train_ids,
-                                 kd.teacher_targets(model, train_ids), held_ids,
-                                 kd.teacher_targets(model, held_ids), steps, p.batch_size, p.lr, p.seed, p.init)
+    train_targets, held_targets = kd.teacher_targets(model, train_ids), kd.teacher_targets(model, held_ids)
+    error_fn = kd.SurrogateError(kd.param_arrays(model), source.hidden_size, train_ids, train_targets, held_ids,
+                                 held_targets, steps, p.batch_size, p.lr, p.seed, p.init, ctx=ctx)
     bar = tqdm(total=len(candidates), desc="extract (trained)", file=sys.stderr)
 
     def progress(c):

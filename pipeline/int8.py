@@ -3,7 +3,8 @@
 The `time` stage measures how much faster Bort runs with oneDNN int8 dense layers
 (bort.quantize); this stage measures what it costs: every fine-tuned Bort task model (params.yaml
 `tasks`) is quantised, calibrated on its own training data (`int8.calibration_examples`
-instances), and scored on the same held-out split as in fp32 (deterministic).
+instances), and scored on the same held-out split as in fp32 (deterministic). fp32 runs on the
+first context of params.yaml `device` (bort.device); int8 always on the CPU (oneDNN).
 
   python pipeline/int8.py --data data/tasks --student models/student --models models/finetune/bort \
       --metrics metrics/int8.json
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, metrics as M, tasks                                     # noqa: E402
+from bort import cli, device, metrics as M, tasks                             # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import FinetuneSection                                     # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
@@ -44,12 +45,17 @@ def main(argv=None) -> int:
     setup_logging()
     p = Int8Config.load("int8")
     finetune = FinetuneSection.load("finetune")
-    cfg, heldout = finetune.model("bort"), finetune.heldout
+    heldout = finetune.heldout
     selected = tasks.selected()
+    ctx = device.contexts()[:1]                    # inference: the first context
+    if device.uses_gpu(ctx):
+        log.info("fp32 scores on %s; oneDNN int8 is CPU-only: each model is quantised and scored on cpu(0)",
+                 device.label(ctx))
     result = {"model": "bort", "calibration_examples": p.calibration_examples, "tasks": {}}
     for task in tqdm(selected, desc="int8", file=sys.stderr):
         data = splits(task, tasks.task_dir(args.data, task), heldout)
-        model = load_trained(task, args.student, args.models / task.name, cfg)
+        cfg = finetune.model("bort", len(data.train))
+        model = load_trained(task, args.student, args.models / task.name, cfg, ctx)
         fp32 = M.score(task, data.heldout, model.predict(data.heldout))
         model.quantize(data.train[:p.calibration_examples])
         int8 = M.score(task, data.heldout, model.predict(data.heldout))

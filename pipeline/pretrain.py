@@ -2,8 +2,11 @@
 
 Writes the student model folder, the held-out distillation losses (distilled, untrained,
 random-init, and at the extraction interval), the throughput (tokens/s; not deterministic, its own
-file) and the loss curve (a DVC plot). The checkpoint folder persists across runs, so a killed run
-resumes. Run data-parallel with `pretrain.distributed: horovod` under `horovodrun -np N`.
+file) and the loss curve (a DVC plot; under `loss: mlm_kl` also the companion code's terms
+mlm_ce, teacher_ce and teacher_mse per step, the last only logged). The checkpoint folder persists
+across runs, so a killed run resumes. Runs on params.yaml `device` (bort.device): several contexts
+train data-parallel in this process, GPUs in mixed precision; or run data-parallel with
+`pretrain.distributed: horovod` under `horovodrun -np N` (one context per rank, fp32).
 
   python pipeline/pretrain.py --teacher models/teacher --corpus data/corpus \
       --extract metrics/extract.json --out models/student --checkpoint models/pretrain_ckpt \
@@ -17,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, pretraining, teacher                                    # noqa: E402
+from bort import cli, device, pretraining, teacher                            # noqa: E402
 from bort.arch import read_student                                            # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import read_lines, write_json, write_text                        # noqa: E402
@@ -34,19 +37,23 @@ def main(argv=None) -> int:
         "speed": "output: throughput (JSON, not deterministic)"}).parse_args(argv)
     setup_logging()
     cfg = pretraining.PretrainConfig.load("pretrain")
-    model, vocab, teacher_arch = teacher.load_model(args.teacher)
+    ctx = pretraining.rank_contexts(cfg, device.contexts())   # horovod: one context per rank
+    if cfg.distributed == "none":
+        device.mixed_precision(ctx)                 # GPUs only; Horovod ranks stay fp32
+    model, vocab, teacher_arch = teacher.load_model(args.teacher, mlm_head=cfg.loss == "mlm_kl")
     student_arch = read_student(args.extract, args.teacher / "arch.json")
     extracted = json.loads(args.extract.read_text())
-    log.info("student %s from teacher %s, loss %s, %d steps", student_arch, teacher_arch, cfg.loss, cfg.steps)
+    log.info("student %s from teacher %s, loss %s, %d steps on %s", student_arch, teacher_arch, cfg.loss,
+             cfg.steps, device.label(ctx))
     probe = extracted["steps_per_candidate"]
     student, metrics, history, speed, (train, held) = pretraining.pretrain(
         model, teacher_arch, vocab, student_arch, read_lines(args.corpus / "train.txt"),
-        read_lines(args.corpus / "heldout.txt"), cfg, args.checkpoint, probe_steps=(probe,))
+        read_lines(args.corpus / "heldout.txt"), cfg, args.checkpoint, probe_steps=(probe,), ctx=ctx)
     if speed["rank"] != 0:
         return 0                                   # under Horovod only rank 0 writes outputs
     random_cfg = pretraining.PretrainConfig(**dict(asdict(cfg), init="random"))
     metrics["heldout_loss_random_init"] = pretraining.untrained_loss(model, teacher_arch, student_arch,
-                                                                     train, held, random_cfg)
+                                                                     train, held, random_cfg, ctx)
     at_probe = [h["heldout_loss"] for h in history if h["step"] == probe and "heldout_loss" in h]
     metrics["heldout_loss_at_extraction_interval"] = at_probe[0] if at_probe else None
     metrics["extraction_interval_steps"] = probe
@@ -56,9 +63,10 @@ def main(argv=None) -> int:
     teacher.save_model(student.model, vocab, student_arch, args.out)
     write_json(args.metrics, metrics)
     write_json(args.speed, speed, digits=2)
-    rows = ["step,train_loss,heldout_loss"] + [
-        f'{h["step"]},{h["train_loss"]:.6f},{h["heldout_loss"]:.6f}' if "heldout_loss" in h
-        else f'{h["step"]},{h["train_loss"]:.6f},' for h in history]
+    terms = [t for t in pretraining.LOGGED_TERMS if any(t in h for h in history)]   # mlm_kl only
+    rows = [",".join(["step", "train_loss", "heldout_loss", *terms])] + [
+        ",".join([str(h["step"]), f'{h["train_loss"]:.6f}', f'{h["heldout_loss"]:.6f}' if "heldout_loss" in h else "",
+                  *(f"{h[t]:.6g}" if t in h else "" for t in terms)]) for h in history]
     write_text(args.loss_curve, "\n".join(rows) + "\n")
     log.info("held-out distillation loss: untrained %.4f, random init %.4f -> distilled %.4f; %s tokens/s",
              metrics["heldout_loss_initial"], metrics["heldout_loss_random_init"], metrics["heldout_loss_final"],

@@ -21,11 +21,14 @@ from bort.finetune import MODELS, Layout                                      # 
 from bort.io import to_csv, write_text                                        # noqa: E402
 
 
-def collect_finetune(layout: Layout, shown) -> dict:
+def collect_finetune(layout: Layout, diagnostics: dict, shown) -> dict:
+    """model -> task -> metrics record: the fine-tuning stages' files, then the diagnostics
+    stage's record of the sets scored by their parents' models."""
     results = {}
     for model in MODELS:
         for task in shown:
-            data = report.load_json(layout.metrics_file(model, task))
+            data = report.load_json(layout.metrics_file(model, task)) if task.trains else \
+                diagnostics.get(model, {}).get(task.name)
             if data:
                 results.setdefault(model, {})[task.name] = data
     return results
@@ -37,6 +40,7 @@ def main(argv=None) -> int:
         "extract": "the extract stage's metrics", "candidates": "the extraction's candidate table",
         "pretrain": "the pretrain stage's metrics", "timing": "the time stage's metrics",
         "int8": "the int8 stage's metrics", "finetune": "fine-tuning metrics: <dir>/<model>/<task>.json",
+        "diagnostics": "the diagnostics stage's metrics",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
     selected = tasks.selected()
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
     pretrain = report.load_json(args.pretrain) or {}
     source = Arch.read(args.teacher_arch)
     student = read_student(args.extract, args.teacher_arch) if extract else None
-    finetune = collect_finetune(Layout(metrics=args.finetune), shown)
+    finetune = collect_finetune(Layout(metrics=args.finetune), report.load_json(args.diagnostics) or {}, shown)
     floor = prepare.get("floor_tfidf_logreg", {})
     data_note = ("generated embedded tasks (bort/embedded/), official file formats"
                  if prepare.get("data_source") == "embedded" else "the official task files")
@@ -65,7 +69,9 @@ def main(argv=None) -> int:
     for suite in tasks.SUITES:
         header, rows = report.task_rows(suite, finetune, floor, [t.name for t in shown])
         write_text(out / f"{suite}.csv", to_csv(header, rows))
-        sections += [f"## {report.suite_label(suite)}", "", report.to_markdown(header, rows), ""]
+        table = report.to_markdown(header, rows) if tasks.suite_tasks(suite, [t.name for t in shown]) else \
+            "No task of this suite is in params.yaml `tasks`."
+        sections += [f"## {report.suite_label(suite)}", "", table, ""]
     compared = [t for t in shown if t.name in finetune.get("bort", {}) and t.name in finetune.get("bort-agora", {})]
     wins = [t for t in compared
             if finetune["bort-agora"][t.name]["task_score"] > finetune["bort"][t.name]["task_score"]]

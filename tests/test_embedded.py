@@ -1,6 +1,7 @@
 import filecmp
 
 from bort import baseline, embedded, tasks
+from bort.finetune.heldout import splits
 from conftest import SMALL
 
 
@@ -19,7 +20,7 @@ def test_generation_is_deterministic(tmp_path, embedded_root):
 def test_floor_is_above_chance_but_not_perfect(tmp_path):
     embedded.write_all(tmp_path, {"train": 300, "dev": 20, "test": 200}, seed=1, noise=0.05)
     chosen = [tasks.TASKS[n] for n in ("MNLI-m", "SST-2", "CoLA", "WiC", "AX")]
-    res = baseline.run_floor(chosen, lambda t, s: tasks.load_split(t, tasks.task_dir(tmp_path, t), s))
+    res = baseline.run_floor(chosen, lambda t: splits(t, tasks.task_dir(tmp_path, t), "test"))
     assert res["MNLI-m"]["acc"] > 0.45 and res["SST-2"]["acc"] > 0.55 and res["CoLA"]["mcc"] > 0.1
     assert all(tasks.TASKS[n] and max(m.values()) < 0.97 for n, m in res.items())
     assert res["WiC"]["acc"] < 0.7          # needs the relation between the two contexts

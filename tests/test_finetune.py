@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bort import metrics as M, tasks, teacher
+from bort import hf_checkpoint, metrics as M, tasks, teacher
 from bort.arch import Arch
 from bort.finetune import FinetuneConfig
 from bort.finetune.model import TaskModel
@@ -12,17 +12,17 @@ WORDS = ["apple", "river", "music", "garden", "window", "teacher", "winter", "ma
 
 @pytest.fixture(scope="module")
 def vocab():
-    return teacher.load_wordpiece_vocab(teacher.minilm_dir() / "vocab.txt")
+    return hf_checkpoint.load_wordpiece_vocab(teacher.minilm_dir() / "vocab.txt")
 
 
-def tiny_model(task, vocab, epochs=15, depth=1, **frozen):
+def tiny_model(task, vocab, epochs=15, depth=1, ctx=None, **frozen):
     import mxnet as mx
     arch = Arch(depth, 2, 32, 64, vocab_size=len(vocab), max_length=64)
     mx.random.seed(0)
     encoder = arch.build(dropout=0.0)
     encoder.initialize(mx.init.Normal(0.05))
     encoder(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))   # resolve deferred shapes
-    return TaskModel(task, encoder, vocab, arch, config(epochs=epochs, **frozen))
+    return TaskModel(task, encoder, vocab, arch, config(epochs=epochs, **frozen), ctx)
 
 
 def config(**changes):

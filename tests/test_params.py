@@ -90,7 +90,7 @@ LIBRARY = {"extract": ExtractConfig, "time": TimeConfig, "pretrain": PretrainCon
 def test_every_section_of_params_yaml_loads_and_defaults_are_its_values():
     data = params.load(ROOT / "params.yaml")
     classes = dict(LIBRARY, **{k: _script_section(*v) for k, v in SECTIONS.items()})
-    assert set(data) == set(classes) | {"tasks"}
+    assert set(data) == set(classes) | {"tasks", "device"}
     for name, cls in classes.items():
         section = cls.load(name, ROOT / "params.yaml")
         assert isinstance(section, cls)
@@ -124,3 +124,37 @@ def test_the_task_list_is_checked():
         tasks.trained(["CoLA", "GLUE-42"])
     with pytest.raises(BortError, match="'AX': it is scored by MNLI-m's model, not trained"):
         tasks.trained(["AX"])
+
+
+def test_presets_change_settings_by_task_size(tmp_path):
+    data = params.load(ROOT / "params.yaml")
+    data["finetune"]["preset"] = "real"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    section = FinetuneSection.load("finetune", path)
+    real = data["finetune"]["presets"]["real"]
+    small, large = section.model("bert", 250), section.model("bert", real["sizes"][0]["above"] + 1)
+    assert small.max_len == real["bert"]["max_len"] and small.max_train == data["finetune"]["bert"]["max_train"]
+    assert large.max_train == real["sizes"][0]["set"]["max_train"]
+    assert section.model("bort-agora", 250) == section.model("bort", 250)
+    data["finetune"]["preset"] = "rea"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BortError, match=r"key finetune.preset: expected one of \['embedded', 'real'\], got 'rea'"):
+        FinetuneSection.load("finetune", path)
+    data["finetune"]["preset"] = "real"
+    data["finetune"]["presets"]["real"]["sizes"][0]["set"]["max_trian"] = 5
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BortError, match=r"finetune.presets.real.sizes\[0\].set: unknown key\(s\) \['max_trian'\]"):
+        FinetuneSection.load("finetune", path)
+
+
+def test_a_dotted_value_reads_one_key_of_another_section(tmp_path):
+    from bort.finetune import HELDOUT
+    data = params.load(ROOT / "params.yaml")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert params.value("finetune.heldout", HELDOUT, path) == data["finetune"]["heldout"]
+    del data["finetune"]["heldout"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BortError, match="key finetune.heldout: missing; expected one of 'auto', 'test', 'dev_half'"):
+        params.value("finetune.heldout", HELDOUT, path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bort import checkpoint, corpus, pretraining, teacher
+from bort import checkpoint, corpus, hf_checkpoint, pretraining, ranks, teacher
 from bort.arch import Arch
 from bort.errors import BortError
 from conftest import ROOT
@@ -18,14 +18,14 @@ from conftest import ROOT
 TINY = {"loss": "hidden", "intermediate": False, "init": "teacher", "steps": 30, "batch_size": 8,
         "seq_len": 32, "lr": 0.001, "warmup_fraction": 0.1, "mask_rate": 0.15, "checkpoint_every": 5,
         "train_chunks": 48, "heldout_chunks": 8, "seed": 0, "mlm_weight": 1.0, "kd_weight": 1.0,
-        "temperature": 1.0, "distributed": "none"}
+        "temperature": 1.0, "kd_form": "companion", "distributed": "none"}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A minimal project folder for pipeline/pretrain.py: real teacher, real corpus, tiny student."""
     root = tmp_path_factory.mktemp("proj")
-    model, vocab, arch = teacher.convert_hf_bert(teacher.minilm_dir())
+    model, vocab, arch = hf_checkpoint.convert_hf_bert(teacher.minilm_dir())
     teacher.save_model(model, vocab, arch, root / "models" / "teacher")
     docs = corpus.embedded_documents()
     (root / "data" / "corpus").mkdir(parents=True)
@@ -38,7 +38,7 @@ def project(tmp_path_factory):
 
 
 def write_params(root: Path, **changes):
-    (root / "params.yaml").write_text(yaml.safe_dump({"pretrain": dict(TINY, **changes)}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "pretrain": dict(TINY, **changes)}))
 
 
 def start(root: Path):
@@ -98,7 +98,7 @@ def test_corrupted_checkpoint_is_reported(project, tmp_path):
 
 def test_horovod_missing_is_a_clear_error():
     with pytest.raises(BortError, match="horovod.mxnet is not installed"):
-        pretraining.Horovod()
+        ranks.Horovod()
 
 
 def test_mlm_kl_loss_trains_with_an_mlm_teacher():

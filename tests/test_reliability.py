@@ -71,7 +71,30 @@ def test_missing_official_suite_is_named(tmp_path, embedded_root):
     params["data"]["source"] = str(source)
     root = project(tmp_path / "proj", embedded_root, params)
     line = one_error_line(prepare(root))
-    assert line.endswith("combined: missing; expected the official combined/ folder under params.yaml data.source")
+    assert line.endswith("combined/BoolQ/train.jsonl: missing; BoolQ is in params.yaml tasks, so its official "
+                         "train split (train.jsonl) must exist under combined/")
+
+
+def test_a_subset_of_tasks_needs_only_its_files(tmp_path, embedded_root):
+    """Only the selected tasks' files (and the diagnostics their models score) must exist."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    source = tmp_path / "official"
+    for folder in ("glue_data/SST-2", "glue_data/MRPC", "combined/CB", "combined/RTE"):
+        shutil.copytree(embedded_root / folder, source / folder)
+    params["data"]["source"] = str(source)
+    params["tasks"] = ["SST-2", "MRPC", "CB", "SuperGLUE-RTE"]
+    root = project(tmp_path / "proj", embedded_root, params)
+    line = one_error_line(prepare(root))                   # AX-b and AX-g follow SuperGLUE-RTE
+    assert line.endswith("combined/AX-b/AX-b.jsonl: missing; AX-b is scored by SuperGLUE-RTE's model, which "
+                         "params.yaml tasks selects, so its official test split (AX-b.jsonl) must exist under combined/")
+    for folder in ("combined/AX-b", "combined/AX-g"):
+        shutil.copytree(embedded_root / folder, source / folder)
+    result = prepare(root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+    counts = json.loads((root / "metrics" / "prepare.json").read_text())["examples"]
+    assert sorted(counts) == ["AX-b", "AX-g", "CB", "MRPC", "SST-2", "SuperGLUE-RTE"]
+    assert sorted(p.name for p in (root / "data" / "tasks" / "glue_data").iterdir()) == ["MRPC", "SST-2"]
 
 
 def test_missing_task_file_is_named(tmp_path, embedded_root):

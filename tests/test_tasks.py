@@ -106,7 +106,55 @@ def test_race_bad_answer(embedded_root, tmp_path):
     path = folder / "dev" / "high" / "0.txt"
     record = json.loads(path.read_text()); record["answers"][0] = "E"
     path.write_text(json.dumps(record))
-    _expect_error(task, folder, f"{path}: question 0: expected an answer in A-D")
+    _expect_error(task, folder, f"{path}:1: question 0: expected an answer in A-D")
+
+
+def test_race_passage_without_answers_in_train(embedded_root, tmp_path):
+    """A labelled split never drops a label silently (was: counted as unlabelled)."""
+    task = tasks.TASKS["RACE-middle"]
+    folder = tmp_path / "RACE"
+    shutil.copytree(embedded_root / "RACE", folder)
+    path = folder / "train" / "middle" / "2.txt"
+    record = json.loads(path.read_text()); del record["answers"]
+    path.write_text(json.dumps(record))
+    _expect_error(task, folder, f"{path}:1: no gold label (field 'answers') in the labelled train split")
+
+
+def test_missing_label_in_labelled_jsonl(embedded_root, tmp_path):
+    task, folder = _copy(embedded_root, tmp_path, "MultiRC")
+    path = folder / "train.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    del record["passage"]["questions"][0]["answers"][0]["label"]
+    lines[1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    _expect_error(task, folder, f"{path}:2: no gold label")
+
+
+def test_bom_and_crlf_as_distributed(embedded_root, tmp_path):
+    """MRPC's official train/dev files start with a UTF-8 byte-order mark and end lines in CRLF."""
+    task, folder = _copy(embedded_root, tmp_path, "MRPC")
+    for name in ("train.tsv", "dev.tsv"):
+        path = folder / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    result = tasks.check(task, folder)
+    assert result["train"]["examples"] == result["train"]["labelled"] == SMALL["train"]
+
+
+def test_ax_unlabelled_variants(embedded_root, tmp_path):
+    """GLUE's download has diagnostic/diagnostic.tsv, the leaderboard's AX.tsv: both unlabelled."""
+    task = tasks.TASKS["AX"]
+    source = tasks.task_dir(embedded_root, task)
+    for name in ("diagnostic.tsv", "AX.tsv"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(source / "diagnostic.tsv", folder / name)
+        out = run_module("-m", "bort.tasks", "check", "AX", str(folder), "--json")
+        assert out.returncode == 0, out.stderr
+        test = json.loads(out.stdout)["splits"]["test"]
+        assert test == {"examples": SMALL["test"], "labelled": 0}
+    full = tasks.load_split(task, source, "test")                  # diagnostic-full.tsv preferred
+    assert all("label" in i for i in full) and len(full) == SMALL["test"]
 
 
 def test_cola_headerless_and_official_unlabelled_test(embedded_root, tmp_path):

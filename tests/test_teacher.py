@@ -1,17 +1,16 @@
-import json
 import shutil
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from bort import teacher
+from bort import hf_checkpoint, teacher
 from bort.errors import BortError
 
 
 @pytest.fixture(scope="module")
 def converted():
-    return teacher.convert_hf_bert(teacher.minilm_dir())
+    return hf_checkpoint.convert_hf_bert(teacher.minilm_dir())
 
 
 def test_converted_teacher_keeps_sentence_similarity(converted):
@@ -53,7 +52,7 @@ def _broken_copy(tmp_path, mutate):
 def test_missing_tensor_is_named(tmp_path):
     dst = _broken_copy(tmp_path, lambda t: t.pop("encoder.layer.3.output.dense.weight"))
     with pytest.raises(BortError, match=r"missing tensor 'encoder.layer.3.output.dense.weight'"):
-        teacher.convert_hf_bert(dst)
+        hf_checkpoint.convert_hf_bert(dst)
 
 
 def test_misshaped_tensor_is_named(tmp_path):
@@ -61,7 +60,7 @@ def test_misshaped_tensor_is_named(tmp_path):
         t["encoder.layer.0.intermediate.dense.weight"] = t["encoder.layer.0.intermediate.dense.weight"][:100]
     dst = _broken_copy(tmp_path, cut)
     with pytest.raises(BortError, match=r"'encoder.layer.0.intermediate.dense.weight' has shape \(100, 384\); expected \(1536, 384\)"):
-        teacher.convert_hf_bert(dst)
+        hf_checkpoint.convert_hf_bert(dst)
 
 
 def test_unknown_zoo_model_is_a_clear_error():

@@ -206,6 +206,6 @@ def _write_mnli(root: Path, sizes, seed, noise, unique):
                                         "Predicate-Argument Structure": "", "Knowledge": "", "Domain": genre,
                                         "Logic": category[label] if label == "contradiction" else ""})
         for p, h, label, genre in data])
-    unlabelled, columns = next(iter(ax.extra_files.items()))             # index, sentence1, sentence2
-    Tsv.write(task_dir(root, ax) / unlabelled, [dict(zip(columns, (i, p, h))) for i, (p, h, _, _) in enumerate(data)],
-              columns)
+    unlabelled = ax.variants["test"][0]                    # diagnostic.tsv: index, sentence1, sentence2
+    Tsv.write(task_dir(root, ax) / unlabelled.file,
+              [dict(zip(unlabelled.columns, (i, p, h))) for i, (p, h, _, _) in enumerate(data)], unlabelled.columns)

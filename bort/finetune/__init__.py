@@ -27,9 +27,9 @@ companion code fine-tunes everything.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Dict, List, Literal, Optional, Union
 
 from bort.params import ParamError, Section, positive
 
@@ -41,16 +41,20 @@ STARTS_FROM = {"bert": "teacher", "bort": "student", "bort-agora": "student"}
 
 class Layout:
     """Where the fine-tuning stages keep their outputs: <models>/<model>/<task>/ (weights and the
-    leaderboard submission) and <metrics>/<model>/<task>.json; the encoders they start from."""
+    leaderboard submission) and <metrics>/<model>/<task>.json; the encoders they start from; the
+    checkpoints a killed run resumes from, <checkpoints>/<model>/<task>/ (the stages that train)."""
     #: the command-line paths of the fine-tuning stages (bort.cli), as their dvc.yaml `cmd` names them
     PATHS = {"data": "the task folders (prepare stage)", "teacher": "the source model folder (BERT)",
              "student": "the distilled student folder (Bort)",
              "models": "fine-tuned models: <models>/<model>/<task>/",
              "metrics": "metrics: <metrics>/<model>/<task>.json"}
+    #: ... and of the stages that train (finetune@, agora@)
+    CHECKPOINTS = {"checkpoints": "checkpoints (persist; a killed run resumes): <checkpoints>/<model>/<task>/"}
 
-    def __init__(self, teacher=None, student=None, models=None, metrics=None):
+    def __init__(self, teacher=None, student=None, models=None, metrics=None, checkpoints=None):
         self.encoders = {"teacher": teacher and Path(teacher), "student": student and Path(student)}
         self.models, self.metrics = models and Path(models), metrics and Path(metrics)
+        self.checkpoints = checkpoints and Path(checkpoints)
 
     def encoder(self, which: str) -> Path:
         return self.encoders[STARTS_FROM[which]]
@@ -61,9 +65,13 @@ class Layout:
     def metrics_file(self, which: str, task) -> Path:
         return self.metrics / which / f"{task.name}.json"
 
+    def checkpoint(self, which: str, task) -> Optional[Path]:
+        """None where the stage keeps no checkpoints."""
+        return self.checkpoints and self.checkpoints / which / task.name
+
     @classmethod
     def from_args(cls, args) -> "Layout":
-        return cls(args.teacher, args.student, args.models, args.metrics)
+        return cls(args.teacher, args.student, args.models, args.metrics, getattr(args, "checkpoints", None))
 
 
 @dataclass(frozen=True)
@@ -110,14 +118,55 @@ class AgoraConfig(Section):
             raise ParamError("rounds", f"expected 0 (no Agora rounds) or more, got {self.rounds}")
 
 
+Setting = Union[bool, int, float, str]
+HELDOUT = Literal["auto", "test", "dev_half"]     # params.yaml finetune.heldout
+
+
+@dataclass(frozen=True)
+class SizeRule(Section):
+    """One entry of a preset's `sizes`: settings for tasks with more training instances than `above`."""
+    above: int
+    set: Dict[str, Setting]
+
+
+@dataclass(frozen=True)
+class Preset(Section):
+    """params.yaml `finetune.presets.<name>`: changes to `finetune.bert` / `finetune.bort`, then
+    per task size (the official training split's instances, before `max_train`): every rule whose
+    `above` the task exceeds applies, in increasing `above`."""
+    bert: Dict[str, Setting]
+    bort: Dict[str, Setting]
+    sizes: List[SizeRule]
+
+
 @dataclass(frozen=True)
 class FinetuneSection(Section):
     """params.yaml `finetune`."""
-    heldout: Literal["auto", "test", "dev_half"]   # auto: the labelled test split if any, else dev_half
+    heldout: HELDOUT               # auto: the labelled test split if any, else dev_half
+    preset: str                    # the entry of `presets` applied to bert / bort (README "Real data")
     bert: FinetuneConfig           # the source model ("BERT" in the embedded tables)
     bort: FinetuneConfig           # the distilled student, with and without Agora
     agora: AgoraConfig
+    presets: Dict[str, Preset]
 
-    def model(self, which: str) -> FinetuneConfig:
-        """The settings model `which` fine-tunes with (Bort + Agora continues with Bort's)."""
-        return {"bert": self.bert, "bort": self.bort, "bort-agora": self.bort}[which]
+    def validate(self) -> None:
+        if self.preset not in self.presets:
+            raise ParamError("preset", f"expected one of {sorted(self.presets)}, got {self.preset!r}")
+        for name, preset in sorted(self.presets.items()):       # every combination, before any work
+            for which in ("bert", "bort"):
+                for size in [None] + [rule.above + 1 for rule in preset.sizes]:
+                    self._settings(which, size, name)
+
+    def model(self, which: str, train_size: int) -> FinetuneConfig:
+        """The settings model `which` fine-tunes with on a task of `train_size` training instances
+        (Bort + Agora continues with Bort's): finetune.bert / .bort, changed by the preset."""
+        return self._settings("bort" if which == "bort-agora" else which, train_size, self.preset)
+
+    def _settings(self, which: str, train_size: Optional[int], name: str) -> FinetuneConfig:
+        preset = self.presets[name]
+        values, where = {**asdict(getattr(self, which)), **getattr(preset, which)}, f"presets.{name}.{which}"
+        for k, rule in sorted(enumerate(preset.sizes), key=lambda kr: kr[1].above):
+            if train_size is not None and train_size > rule.above:      # None: the preset's base only
+                values.update(rule.set)
+                where = f"presets.{name}.sizes[{k}].set"
+        return FinetuneConfig.build(values, where)

@@ -18,19 +18,21 @@ from bort.tasks import Task, map_labels
 
 def finish(task: Task, model, held: Sequence[dict], test: Sequence[dict], result: dict, model_dir,
            metrics_path) -> dict:
-    """Score `model` (a TaskModel of `task` or of the task that scores it) on `held`, write its test
-    predictions under `model_dir`/submission and `result` with the scores to `metrics_path`."""
+    """Score `model` (a TaskModel of `task` or of the task that scores it) on `held` (no scores when
+    it is empty: an unlabelled diagnostic set), write its test predictions under
+    `model_dir`/submission and `result` with the scores to `metrics_path` (None: returned only)."""
     inputs = model.shape.inputs
     known = dict(zip([inputs(i) for i in test], model.predict(test)))
     rest = [i for i in held if inputs(i) not in known]
     known.update(zip([inputs(i) for i in rest], model.predict(rest)))
     preds = map_labels(model.task, task, [known[inputs(i)] for i in held])
-    result["scores"] = M.score(task, held, preds)
-    result["task_score"] = M.task_score(task, result["scores"])
+    result["scores"] = M.score(task, held, preds) if held else None
+    result["task_score"] = M.task_score(task, result["scores"]) if held else None
     result["heldout_examples"] = len(held)
     submission.write(task, test, map_labels(model.task, task, [known[inputs(i)] for i in test]),
                      Path(model_dir) / "submission")
-    write_json(metrics_path, result)
+    if metrics_path is not None:
+        write_json(metrics_path, result)
     return result
 
 

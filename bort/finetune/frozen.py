@@ -6,6 +6,11 @@ only the trainable top. Two runtimes compute it and agree to 1e-5: MXNet, as Glu
 BERTModel / BERTEncoder forward up to that cell, in padded batches; and ONNX Runtime on the same
 graph and weights (bort.onnx_graph), 2-3x MXNet's speed on CPU in the `time` stage, in batches of
 one exact length (no padding, so the graph needs no mask).
+
+Devices (bort.device): the cache is host memory (numpy), shared by every context. MXNet computes a
+row's states on the context whose shard first needs it (the first context when predicting); ONNX
+Runtime always runs on the CPU, from the weights as they are on that context -- the frozen part is
+a one-off cost per row, and the top trains on the device.
 """
 from __future__ import annotations
 
@@ -101,14 +106,16 @@ class FrozenPart:
         return [self.cache[key] if key in self.cache else fresh[key] for key in keys]
 
     def _mxnet(self, rows, keys, todo) -> Dict[tuple, np.ndarray]:
-        """Padded batches (GluonNLP masks by length)."""
+        """Padded batches (GluonNLP masks by length), in inference mode even inside a training
+        step's autograd.record (no dropout in the frozen cells, nothing recorded)."""
         import mxnet as mx
         fresh: Dict[tuple, np.ndarray] = {}
         for s in range(0, len(todo), BATCH):
             part = [rows[k] for k in todo[s:s + BATCH]]
             ids, types, lengths = pad_rows(part, self.pad_id)
-            out = lower_states(self.net.encoder, mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths),
-                               self.layers).asnumpy()
+            with mx.autograd.pause():
+                out = lower_states(self.net.encoder, mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths),
+                                   self.layers).asnumpy()
             for j, k in enumerate(todo[s:s + BATCH]):
                 fresh[keys[k]] = out[:rows[k][1], j].copy()
         return fresh

@@ -18,6 +18,7 @@ from bort.tasks import Task
 
 TEST = "test split (labelled; never seen by Agora)"
 DEV_HALF = "held-out half of dev (seeded; never seen by Agora)"
+UNLABELLED = "unlabelled test split: leaderboard submission only, no score"
 SEED = 1234          # the dev halves are fixed: every model and every run splits dev alike
 
 
@@ -32,11 +33,14 @@ class Splits(NamedTuple):
 def splits(task: Task, directory, policy: str) -> Splits:
     """The splits of `task` from its official folder; `policy` is params.yaml `finetune.heldout`:
     test, dev_half, or auto (the labelled test split when there is one, else dev_half). A set
-    without a dev split (the diagnostics) is always scored on its labelled test split."""
+    without a dev split (the diagnostics) is scored on its test split when that is labelled
+    (diagnostic-full.tsv), and only predicted for the leaderboard when it is not (diagnostic.tsv)."""
     def load(split):
         return tasks.load_split(task, directory, split) if split in task.splits else []
     train, dev, test = load("train"), load("dev"), load("test")
     labelled_test = [i for i in test if has_gold(i)]
+    if not dev and not labelled_test:
+        return Splits(train, [], [], UNLABELLED, test)
     if not dev:                    # a diagnostic set: no dev for Agora, scored on its test split
         mode = "test"
     elif policy == "auto":
@@ -44,9 +48,6 @@ def splits(task: Task, directory, policy: str) -> Splits:
     else:
         mode = policy
     if mode == "test":
-        if not labelled_test and not dev:
-            raise BortError(f"{task.name}: nothing labelled to score on (no dev split, and its test split "
-                            "has no labels); expected its labelled test file")
         if not labelled_test:
             raise BortError(f"finetune.heldout is 'test' but {task.name}'s test split has no labels; "
                             "expected 'dev_half' for the official files")

@@ -4,7 +4,8 @@ The shape (bort.shapes) turns an instance into text rows and the scores of those
 and a prediction; this module encodes the rows, runs them through the network (the frozen lower
 part cached, bort.finetune.frozen), and predicts in length-sorted chunks so batches carry little
 padding. `new_model` and `load_trained` build one from a model folder the teacher or pretrain
-stage wrote (bort.teacher.save_model).
+stage wrote (bort.teacher.save_model), placed on the device's contexts (bort.device): training
+splits each batch across them (bort.finetune.trainer), prediction runs on the first.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from bort import checkpoint, device
 from bort import distillation as kd
 from bort.encoding import Encoder, pad_rows
 from bort.errors import BortError
@@ -27,10 +29,12 @@ PARAMS = "model.params"       # a fine-tuned model's weights inside its folder
 class TaskModel:
     """An encoder + head fine-tuned on one task; `predict` returns metric-ready predictions."""
 
-    def __init__(self, task: Task, encoder_model, vocab, arch, cfg: FinetuneConfig):
+    def __init__(self, task: Task, encoder_model, vocab, arch, cfg: FinetuneConfig, ctx=None):
+        import mxnet as mx
         self.task, self.shape, self.vocab, self.arch, self.cfg = task, task.shape, vocab, arch, cfg
-        self.net = build_classifier(encoder_model, arch.hidden_size, self.shape.outputs(task), cfg.dropout,
-                                    cfg.pooling)
+        self.ctx = list(ctx or [mx.cpu(0)])         # bort.device contexts; built on cpu(0), then placed
+        self.net = device.place(build_classifier(encoder_model, arch.hidden_size, self.shape.outputs(task),
+                                                 cfg.dropout, cfg.pooling), self.ctx)
         self.encode = Encoder(vocab)
         depth = len(encoder_model.encoder.transformer_cells)
         if not 0 <= cfg.frozen_layers <= depth:
@@ -64,16 +68,28 @@ class TaskModel:
         scores, owner = self.scores(instances, cache)
         return self.shape.loss(scores, owner, instances)
 
-    def fit(self, train: Sequence[dict], progress=None, epochs: Optional[int] = None) -> List[float]:
-        """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds)."""
-        return trainer.fit(self, train, progress, epochs)
+    def fit(self, train: Sequence[dict], progress=None, epochs: Optional[int] = None,
+            checkpoint_dir=None) -> List[float]:
+        """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds);
+        with `checkpoint_dir` a killed run resumes after its last epoch."""
+        return trainer.fit(self, train, progress, epochs, checkpoint_dir)
+
+    def fingerprint(self, train: Sequence[dict], **more) -> str:
+        """What a checkpoint of training on `train` from the current weights was made from
+        (bort.finetune.trainer; Agora's rounds add their own settings as `more`)."""
+        return trainer.fingerprint(self, train, **more)
+
+    def warm_cache(self, train: Sequence[dict]) -> None:
+        """The frozen part's cache as a fit on `train` builds it (a resumed run's replay)."""
+        trainer.warm_cache(self, train)
 
     def predict(self, instances: Sequence[dict], batch_size: int = 64) -> list:
         """Label index / float score / option index / entity string, per instance."""
         out: list = [None] * len(instances)
         for idx in self._length_chunks(instances, batch_size):
             chunk = [instances[k] for k in idx]
-            scores, owner = self.scores(chunk)
+            with self.ctx[0]:
+                scores, owner = self.scores(chunk)
             for k, pred in zip(idx, self.shape.decode(scores.asnumpy(), owner, chunk)):
                 out[k] = pred
         return out
@@ -88,9 +104,13 @@ class TaskModel:
     def quantize(self, calibration: Sequence[dict], batch_size: int = 32) -> "TaskModel":
         """Replace the network by its oneDNN int8 version (bort.quantize), calibrated on
         `calibration` instances (training data: never the held-out split). Afterwards the model
-        predicts through the full network (no cached lower states)."""
+        predicts through the full network (no cached lower states), on CPU: oneDNN int8 is
+        CPU-only, so a model on GPU contexts is moved to cpu(0) first."""
         import mxnet as mx
         from bort import quantize
+        if not device.is_default(self.ctx):
+            self.ctx = [mx.cpu(0)]
+            self.net.collect_params().reset_ctx(self.ctx)
         rows, _, _ = self.rows(list(calibration))
         pad = self.encode.pad_id
         batches = []
@@ -105,23 +125,24 @@ class TaskModel:
         return self
 
     def save(self, folder) -> None:
-        self.net.save_parameters(str(Path(folder) / PARAMS))
+        checkpoint.save_block(self.net, Path(folder) / PARAMS)      # Block.save_parameters' format
 
 
-def new_model(task: Task, encoder_dir, cfg: FinetuneConfig) -> TaskModel:
+def new_model(task: Task, encoder_dir, cfg: FinetuneConfig, ctx=None) -> TaskModel:
     """A fresh head on the pretrained encoder in `encoder_dir`, initialised from `cfg.seed` alone
-    (not from whatever ran before in the same process)."""
+    (not from whatever ran before in the same process), on contexts `ctx` (default cpu(0))."""
     from bort import teacher
     kd.seed_everything(cfg.seed)
     encoder, vocab, arch = teacher.load_model(encoder_dir, dropout=cfg.dropout)
-    return TaskModel(task, encoder, vocab, arch, cfg)
+    return TaskModel(task, encoder, vocab, arch, cfg, ctx)
 
 
-def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig) -> TaskModel:
-    """The model a fine-tuning stage saved in `model_dir` for `task`, on the encoder it started from."""
-    model = new_model(task, encoder_dir, cfg)
+def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig, ctx=None) -> TaskModel:
+    """The model a fine-tuning stage saved in `model_dir` for `task`, on the encoder it started
+    from, on contexts `ctx` (default cpu(0))."""
+    model = new_model(task, encoder_dir, cfg, ctx)
     path = Path(model_dir) / PARAMS
     if not path.exists():
         raise BortError(f"{path}: missing; expected the model the finetune stage saved (run `dvc repro`)")
-    model.net.load_parameters(str(path))
+    model.net.load_parameters(str(path), ctx=model.ctx)
     return model

@@ -161,7 +161,8 @@ class Options(Classes):
     def floor_predict(self, estimator, features, instances) -> list:
         out = []
         for inst in instances:
-            proba = estimator.predict_proba(features(self.floor_texts(inst)))[:, 1]
+            proba = estimator.predict_proba(features(self.floor_texts(inst)))
+            proba = proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(proba))   # one class seen
             out.append(self.choose(inst, int(np.argmax(proba))))
         return out
 
