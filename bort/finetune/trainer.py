@@ -13,11 +13,10 @@ Checkpoints (bort.checkpoint): with a checkpoint folder, every epoch ends by sav
 the Trainer states, the epoch and step reached, the RNG states and the loss history, with a
 fingerprint of the settings, the training set and the starting weights. A run that finds a
 checkpoint with its fingerprint resumes after that epoch: the batch order is replayed from the
-seed, and the frozen part's cache is rebuilt in the order the first epoch built it, so with no
-dropout the final weights equal an uninterrupted run's bit for bit. MXNet 1.9 cannot save its
-own RNG state, so dropout masks after a resume come from a reseed by (seed, epoch): a resumed
-run is repeatable, but with dropout > 0 it is not the uninterrupted run's twin. (Reseeding every
-epoch would make it one, at the price of every committed fine-tuning number; our choice.)
+seed, and the frozen part's cache is rebuilt in the order the first epoch built it. MXNet 1.9
+cannot save its own RNG state, so every epoch starts by reseeding it from (seed, epoch): dropout
+masks are then a function of the epoch, and the final weights of a resumed run equal an
+uninterrupted run's bit for bit, dropout included.
 """
 from __future__ import annotations
 
@@ -67,6 +66,7 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
     bar = Progress(progress, total, step)
     for epoch in range(start, epochs):
         bar.epoch(epoch, epochs)
+        reseed(cfg.seed, epoch)
         running = []
         for batch in batches(train, rng, per_step, steps_per_epoch):
             trainer.set_learning_rate(warmup_linear(cfg.lr, step, total, cfg.warmup_fraction))
@@ -150,14 +150,13 @@ def resume(folder, model, trainer, config_id: str):
         log.info("checkpoint %s was made by other settings, data or weights; starting from epoch 0", folder)
         return 0, 0, []
     checkpoint.restore(folder, {"model": model.net}, trainer, state, ctx=model.ctx, trained_only=True)
-    reseed(model.cfg.seed, state["epoch"])
     log.info("resuming from checkpoint %s after epoch %d", folder, state["epoch"])
     return state["epoch"], state["step"], list(state["history"])
 
 
 def reseed(seed: int, epoch: int) -> None:
-    """MXNet's RNG (dropout) after a resume: MXNet 1.9 cannot save its state, so it is reseeded
-    by (seed, epoch) -- repeatable, though not the stream an uninterrupted run would have drawn."""
+    """MXNet's RNG (dropout) at the start of an epoch: MXNet 1.9 cannot save its state, so each
+    epoch draws from (seed, epoch) -- what a resumed run can restore exactly."""
     import mxnet as mx
     mx.random.seed(seed * 1_000_003 + epoch)
 
