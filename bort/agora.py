@@ -186,7 +186,8 @@ def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         marks.extend(m for m, _ in kept)
         record["points_added"] = len(latest)
         record["points_total"] = len(added)
-        model.fit(list(train) + (added if cfg.replay else latest), progress, epochs=cfg.round_epochs)
+        model.fit(round_set(train, added, len(added) - len(latest), len(added), cfg.replay), progress,
+                  epochs=cfg.round_epochs)
         preds = model.predict(agora_dev)
         record["dev_after"] = score(agora_dev, preds)
         records.append(record)
@@ -204,8 +205,14 @@ def round_sets(train: List[dict], added: List[dict], records: List[dict], replay
     out, end = [], 0
     for record in records:
         start, end = end, end + record["points_added"]
-        out.append(list(train) + (added[:end] if replay else added[start:end]))
+        out.append(round_set(train, added, start, end, replay))
     return out
+
+
+def round_set(train: List[dict], added: List[dict], start: int, end: int, replay: bool) -> List[dict]:
+    """What a round trains on: `train` plus the points added up to `end` (replay), or only that
+    round's, added[start:end]."""
+    return list(train) + (added[:end] if replay else added[start:end])
 
 
 def save(folder, model, records, added, marks, embed: Memo, label: Memo, config_id: str) -> None:

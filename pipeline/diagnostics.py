@@ -43,17 +43,18 @@ def main(argv=None) -> int:
     records = {}
     parent_tasks = [tasks.get_task(name) for name in sorted({t.scored_by for t in scored})]
     sizes = {p.name: len(tasks.load_split(p, tasks.task_dir(args.data, p), "train")) for p in parent_tasks}
+    data = {t.name: splits(t, tasks.task_dir(args.data, t), section.heldout) for t in scored}   # read once
     with atomic_dir(args.out) as out:
         for which in [m for m in MODELS if m in args.model]:
             for parent in parent_tasks:
                 cfg = section.model(which, sizes[parent.name])    # the settings the parent trained with
                 model = load_trained(parent, parents.encoder(which), parents.model(which, parent), cfg, ctx)
                 for task in (t for t in scored if t.scored_by == parent.name):
-                    data = splits(task, tasks.task_dir(args.data, task), section.heldout)
-                    result = {"task": task.name, "model": which, "heldout": data.note, "config": asdict(cfg),
-                              "scored_by": parent.name}
+                    held, test = data[task.name].heldout, data[task.name].test
+                    result = {"task": task.name, "model": which, "heldout": data[task.name].note,
+                              "config": asdict(cfg), "scored_by": parent.name}
                     records.setdefault(which, {})[task.name] = evaluate.finish(
-                        task, model, data.heldout, data.test, result, out / which / task.name, None)
+                        task, model, held, test, result, out / which / task.name, None)
         write_json(out / "sets.json", {which: sorted(sets) for which, sets in records.items()})
     write_json(args.metrics, records)
     return 0

@@ -118,12 +118,10 @@ def warm_cache(model, train: Sequence[dict]) -> None:
     train = [i for i in train if model.shape.trainable(i)]
     per_step, steps = plan(model, train)
     for batch in batches(train, np.random.RandomState(model.cfg.seed), per_step, steps):
-        parts = device.shards(batch, len(model.ctx)) if len(model.ctx) > 1 else [batch]
-        for ctx, part in zip(model.ctx, parts):
-            if part:
-                with ctx:
-                    rows, keys, _ = model.rows(part)
-                    model.frozen.states(rows, keys, cache=True)
+        for ctx, part, _ in device.split(batch, model.ctx):         # the parts train_step computes
+            with ctx:
+                rows, keys, _ = model.rows(part)
+                model.frozen.states(rows, keys, cache=True)
 
 
 def fingerprint(model, train: Sequence[dict], **more) -> str:
