@@ -36,6 +36,17 @@ def fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def weights_digest(params) -> str:
+    """SHA-256 of a ParameterDict's (or name -> Parameter dict's) values in name order, from the
+    first context each lives on: the weights a run starts from, for a fingerprint, so a checkpoint
+    made from other starting weights (another teacher, another initialisation) is not resumed."""
+    weights = hashlib.sha256()
+    for name, p in sorted(params.items()):
+        weights.update(name.encode())
+        weights.update(np.ascontiguousarray(p.data(p.list_ctx()[0]).asnumpy()).tobytes())
+    return weights.hexdigest()
+
+
 def digest(records) -> str:
     """SHA-256 of JSON-like data (a training set), for a fingerprint."""
     return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,16 +1,22 @@
 """Knowledge distillation from the teacher into a student architecture (arXiv 2010.10499: Bort is
 pretrained by distillation; the companion code's loss is in bort.pretraining).
 
-Two users share this module: extraction (bort.extraction) trains every considered candidate for a few
+Two users share this module: extraction (bort.extraction.bert) trains every candidate for a few
 steps to estimate its surrogate error, and the `pretrain` stage trains the chosen architecture
 for longer. The pieces:
 
 - `corpus_chunks`: the corpus tokenised with the teacher's vocabulary and cut into fixed-length
   sequences ([CLS] ... [SEP]); `mask_tokens` applies BERT's 15% masking (80/10/10).
-- `init_from_teacher`: a student starts from the teacher's *sub-matrices* -- the first D layers,
-  and in every tensor the leading H / I rows and columns. For the ABnC form (input layer, D
-  repeated blocks, output layer) this is the natural embedding of a sub-architecture in its
-  source; it is our reading of "start from the source's weights", not the papers' recipe.
+- `init_from_teacher`: a student starts from the teacher's *sub-matrices*, head-aware -- the
+  first D layers evenly spaced (`layer_map`), the leading H residual and I feed-forward
+  coordinates, and attention head k of the student built from the teacher's head k (its first
+  min(d, d_T) coordinates, d = H/A; extra coordinates keep their random init, and the queries are
+  rescaled so the kept coordinates give the teacher head's scores). Plain leading-block slicing
+  would cut the teacher's heads apart whenever H/A differs from the teacher's head size, so A
+  would be decided by the slicing, not by the architecture (issue 15 measured 0.285 vs 0.460 on
+  one candidate). For the ABnC form (input layer, D repeated blocks, output layer) this is the
+  natural embedding of a sub-architecture in its source; it is our reading of "start from the
+  source's weights", not the papers' recipe.
 - Hidden-state distillation: MSE between the teacher's final hidden states and the student's
   through a learned projection H_student -> H_teacher (TinyBERT/MiniLM style), normalised by the
   teacher states' variance so that 1.0 means "no better than predicting the mean". The embedded
@@ -123,9 +129,32 @@ def _teacher_name(name: str, mapping: List[int]) -> str:
     return name
 
 
-def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
-    """Copy into every student tensor the leading block of the matching teacher tensor
-    (layers matched by `layer_map`)."""
+#: tensors whose axis is laid out by attention head (GluonNLP 0.10 DotProductSelfAttentionCell:
+#: head k owns rows k·d .. (k+1)·d of the query, key and value projections; the output projection
+#: `proj` reads the heads' concatenation along its input axis)
+_HEAD_AXIS = {"attention_cell.proj_query.weight": 0, "attention_cell.proj_query.bias": 0,
+              "attention_cell.proj_key.weight": 0, "attention_cell.proj_key.bias": 0,
+              "attention_cell.proj_value.weight": 0, "attention_cell.proj_value.bias": 0, "proj.weight": 1}
+
+
+def head_index(heads: int, size: int, teacher_heads: int, teacher_size: int):
+    """For each of a student's `size` head-laid coordinates (`heads` heads of size/heads), the
+    teacher coordinate it copies, or -1 where the student head is wider than the teacher's
+    (those keep their random init). Student head k is teacher head k."""
+    if heads > teacher_heads:
+        raise ValueError(f"student has {heads} attention heads, more than the teacher's {teacher_heads}")
+    d, d_t = size // heads, teacher_size // teacher_heads
+    index = np.full(size, -1)
+    for k in range(heads):
+        keep = min(d, d_t)
+        index[k * d:k * d + keep] = k * d_t + np.arange(keep)
+    return index
+
+
+def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray], heads: int, teacher_heads: int) -> None:
+    """Copy into every student tensor its block of the matching teacher tensor, head-aware
+    (module docstring): layers matched by `layer_map`, attention head k from the teacher's head k,
+    every other axis its leading coordinates."""
     import mxnet as mx
     params = student._collect_params_with_prefix()
     depth = 1 + max(int(n.split(".")[2]) for n in params if n.startswith("encoder.transformer_cells."))
@@ -138,22 +167,36 @@ def init_from_teacher(student, teacher_arrays: Dict[str, np.ndarray]) -> None:
         if source_name not in teacher_arrays:
             raise KeyError(f"teacher has no tensor {source_name!r} to initialise the student from")
         source = teacher_arrays[source_name]
-        block = source[tuple(slice(0, n) for n in param.shape)]
-        if block.shape != param.shape:
+        if len(source.shape) != len(param.shape) or any(n > t for n, t in zip(param.shape, source.shape)):
             raise ValueError(f"student tensor {name!r} {param.shape} is larger than the teacher's {source.shape}")
+        head_axis = next((axis for suffix, axis in _HEAD_AXIS.items() if name.endswith("." + suffix)), None)
+        block = param.data(param.list_ctx()[0]).asnumpy()
+        index = [np.arange(n) for n in param.shape]
+        if head_axis is not None:
+            index[head_axis] = head_index(heads, param.shape[head_axis], teacher_heads, source.shape[head_axis])
+        kept = [i >= 0 for i in index]
+        values = source[np.ix_(*[np.where(k, i, 0) for k, i in zip(kept, index)])]
+        if ".proj_query." in name:                    # the teacher head's scores on the kept coordinates
+            d, d_t = param.shape[0] // heads, source.shape[0] // teacher_heads
+            values = values * np.sqrt(d / d_t)
+        mask = np.ix_(*kept)
+        block[mask] = values[mask]
         param.set_data(mx.nd.array(block))
 
 
 def build_student(arch, teacher_arrays: Optional[Dict[str, np.ndarray]], init: str = "teacher",
-                  decoder: bool = False, ctx=None):
-    """A student BERTModel of `arch`, initialised from the teacher's sub-matrices or randomly, on
-    the contexts `ctx` (default cpu(0); built there, then placed)."""
+                  decoder: bool = False, ctx=None, teacher_heads: Optional[int] = None):
+    """A student BERTModel of `arch`, initialised from the teacher's sub-matrices (head-aware:
+    `teacher_heads` is the teacher's A) or randomly, on the contexts `ctx` (default cpu(0); built
+    there, then placed)."""
     import mxnet as mx
     student = arch.build(decoder=decoder)
     student.initialize(mx.init.Normal(0.02), ctx=mx.cpu())
     forward_hidden(student, np.zeros((1, 2), np.float32))           # resolve deferred shapes
     if init == "teacher":
-        init_from_teacher(student, teacher_arrays)
+        if teacher_heads is None:
+            raise ValueError("init 'teacher' needs teacher_heads, the teacher's attention heads")
+        init_from_teacher(student, teacher_arrays, arch.num_heads, teacher_heads)
     elif init != "random":
         raise ValueError(f"init: expected 'teacher' or 'random', got {init!r}")
     return device.place(student, ctx or [mx.cpu(0)])
@@ -249,32 +292,3 @@ def kd_steps(student, proj, ids: np.ndarray, targets: np.ndarray, scale: float, 
             on_step(step, losses[-1], trainer)
     return losses
 
-
-class SurrogateError:
-    """e(ξ) for extraction: held-out normalised distillation loss after `steps` short KD steps.
-
-    Every candidate sees the same seeded batches and the same held-out chunks, so candidates are
-    compared on equal terms and the value is a deterministic function of the architecture. The
-    candidates train on the contexts `ctx` (bort.device; data-parallel when several, the same
-    error to float rounding) and are scored on the first."""
-
-    def __init__(self, teacher_arrays, teacher_hidden: int, train_ids, train_targets, held_ids,
-                 held_targets, steps: int, batch_size: int, lr: float, seed: int, init: str = "teacher",
-                 ctx=None):
-        self.teacher_arrays, self.teacher_hidden = teacher_arrays, teacher_hidden
-        self.train_ids, self.train_targets = train_ids, train_targets
-        self.held_ids, self.held_targets = held_ids, held_targets
-        self.scale = target_scale(train_targets)
-        self.steps, self.batch_size, self.lr, self.seed, self.init = steps, batch_size, lr, seed, init
-        self.ctx = ctx                 # bort.device contexts the candidates train on (None: cpu(0))
-
-    def __call__(self, arch) -> float:
-        seed_everything(self.seed)
-        student = build_student(arch, self.teacher_arrays, self.init, ctx=self.ctx)
-        proj = build_projection(arch.hidden_size, self.teacher_hidden, ctx=self.ctx)
-        with device.where(student)[0]:
-            features = batched(lambda x: forward_hidden(student, x), self.train_ids)
-        fit_projection(proj, features, self.train_targets)
-        kd_steps(student, proj, self.train_ids, self.train_targets, self.scale, self.steps,
-                 self.batch_size, self.lr, self.seed)
-        return evaluate(student, proj, self.held_ids, self.held_targets, self.scale)

@@ -1,7 +1,7 @@
 """params.yaml as typed settings: one frozen dataclass per section, checked when it is built.
 
 Each stage reads only its own section (the DVC get-started convention) through a `Section`
-dataclass declared next to the code that uses it (`bort.extraction.ExtractConfig`,
+dataclass declared next to the code that uses it (`bort.extraction.bert.ExtractConfig`,
 `bort.finetune.FinetuneSection`, ...). Building one checks every field against its annotation --
 int, float (an int is accepted), bool, str, Optional, Literal choices, lists, string-keyed
 mappings, nested sections -- then the section's own cross-field rules (`validate`), so a bad

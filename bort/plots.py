@@ -20,25 +20,30 @@ def save(fig, path) -> None:
 
 
 def pareto(result, path) -> None:
-    """Two panels, effective parameters vs error and FLOPs vs error; front joined, ξ* starred."""
-    trained = [c for c in result.candidates if c.error is not None]
-    front = sorted(result.front, key=lambda c: c.params)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, key, label in ((axes[0], "params", "effective parameters p(ξ)"),
-                           (axes[1], "flops", "FLOPs per sequence i(ξ)")):
-        ax.scatter([getattr(c, key) for c in trained], [c.error for c in trained], s=14, c="#999999",
-                   label="trained candidates")
-        ax.scatter([getattr(c, key) for c in front], [c.error for c in front], s=22, c="#1f77b4",
-                   label="Pareto front (p, i, e)")
-        ax.scatter([getattr(result.best, key)], [result.best.error], s=160, marker="*", c="#d62728",
-                   label=f"chosen {result.best.arch}")
+    """Two panels, size p vs error and cost i vs error at s(ε), for every candidate (a
+    bort.extraction.Result); the Pareto front over (p, i, e) in colour, ξ* for each ε marked."""
+    s = result.steps
+    front = {id(c) for c in result.front}
+    markers = ["*", "P", "X", "D"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, key, label in ((axes[0], "params", "parameter size p(ξ)"), (axes[1], "flops", "inference cost i(ξ), FLOPs")):
+        rest = [c for c in result.candidates if id(c) not in front]
+        ax.scatter([getattr(c, key) for c in rest], [c.error(s) for c in rest], s=12, c="#aaaaaa",
+                   label=f"dominated ({len(rest)})")
+        ax.scatter([getattr(c, key) for c in result.front], [c.error(s) for c in result.front], s=22, c="#1f77b4",
+                   label=f"Pareto front over (p, i, e) ({len(result.front)})")
+        for k, choice in enumerate(result.choices):
+            ax.scatter([getattr(choice.best, key)], [choice.best.error(s)], s=150 if k == 0 else 70,
+                       marker=markers[k % len(markers)], c="#d62728" if k == 0 else "#ff7f0e", edgecolors="black",
+                       linewidths=0.5, label=f"ξ* at ε = {choice.eps} ({choice.steps} steps): "
+                                             f"⟨{', '.join(map(str, choice.best.point))}⟩")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("surrogate error e(ξ) (held-out distillation loss)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"FPTAS ({result.mode}, ε={result.eps}): trained {result.trained} of "
-                 f"{len(result.candidates)} candidates")
+    axes[0].set_ylabel(f"error e(ξ) after s(ε) = {s} steps (best θ)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Extraction ({result.family}): every one of {len(result.candidates)} candidates × "
+                 f"{len(result.thetas)} θ trained; W = (1 − p/p_T)(1 − i/i_T)/e maximised", fontsize=10)
     fig.tight_layout()
     save(fig, path)
 

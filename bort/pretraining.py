@@ -47,6 +47,7 @@ train in fp32 (mixed precision is the in-process GPU path only, pipeline/pretrai
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import time
@@ -154,7 +155,8 @@ class Student:
         self.cfg = cfg
         self.arch = arch
         kd.seed_everything(cfg.seed)
-        self.model = kd.build_student(arch, teacher_arrays, cfg.init, decoder=cfg.loss == "mlm_kl", ctx=ctx)
+        self.model = kd.build_student(arch, teacher_arrays, cfg.init, decoder=cfg.loss == "mlm_kl", ctx=ctx,
+                                      teacher_heads=teacher_arch.num_heads)
         self.ctxs = device.where(self.model)
         mapping = kd.layer_map(arch.depth, teacher_arch.depth)
         self.student_layers = list(range(arch.depth)) if cfg.intermediate else [arch.depth - 1]
@@ -316,7 +318,10 @@ def pretrain(teacher, teacher_arch, vocab, student_arch, train_docs, held_docs, 
     initial_loss = heldout_loss(student, held, scales, teacher)
     comm.broadcast(student.params())
     trainer = comm.trainer(student.params(), cfg.lr, ctxs)
-    config_id = cfg.fingerprint(arch=list(student_arch.tuple), teacher=list(teacher_arch.tuple), ranks=comm.size)
+    config_id = cfg.fingerprint(arch=list(student_arch.tuple), teacher=list(teacher_arch.tuple), ranks=comm.size,
+                                start=checkpoint.weights_digest({f"{k}.{n}": p for k, block in student.blocks().items()
+                                                                 for n, p in block._collect_params_with_prefix().items()}),
+                                data=hashlib.sha256(np.ascontiguousarray(train.ids).tobytes()).hexdigest())
     start, history = 0, []
     state = checkpoint.load_state(ckpt_dir)
     if state is not None and state.get("config") == config_id:

@@ -58,8 +58,10 @@ def to_markdown(header: List[str], rows: List[List]) -> str:
 def architecture_rows(source: Arch, student: Optional[Arch], seq_len: int = 128):
     entries = [("BERT-large", Arch(24, 16, 1024, 4096), "BERT-large"),
                ("BERT-base", Arch(12, 12, 768, 3072), None),
-               ("Bort ⟨4, 8, 768, 1024⟩ (as counted; the reading we use)", Arch(4, 8, 768, 1024, vocab_size=ROBERTA_VOCAB), "Bort"),
-               ("Bort ⟨4, 8, 1024, 768⟩ (as labelled in the paper's table)", Arch(4, 8, 1024, 768, vocab_size=ROBERTA_VOCAB), "Bort"),
+               ("Bort ⟨4, 8, 1024, 768⟩ (as released: alexa/bort builds units=1024, hidden_size=768; "
+                "the author confirms it in alexa/bort issue 3)", Arch(4, 8, 1024, 768, vocab_size=ROBERTA_VOCAB), "Bort"),
+               ("⟨4, 8, 768, 1024⟩ (H and I swapped: the only reading that reproduces the published counts)",
+                Arch(4, 8, 768, 1024, vocab_size=ROBERTA_VOCAB), "Bort"),
                ("embedded source (MiniLM-L6-H384)", source, None)]
     if student is not None:
         entries.append(("embedded student (extracted)", student, None))
@@ -171,7 +173,8 @@ def int8_rows(int8: Optional[dict]):
 
 
 def front_rows(candidates_csv: Path):
-    header = ["D", "A", "H", "I", "effective params", "GFLOP/seq", "surrogate error e", "W", "chosen"]
+    """The Pareto front's members from the extraction's candidate table (bort.extraction.rows)."""
+    header = ["D", "A", "H", "I", "effective params p", "GFLOP/seq i", "e at s", "e at 2s", "best θ", "W", "ξ*"]
     rows = []
     if not candidates_csv.exists():
         return header, rows
@@ -179,9 +182,9 @@ def front_rows(candidates_csv: Path):
         for row in csv.DictReader(handle):
             if row["on_front"] == "1":
                 rows.append([row["depth"], row["num_heads"], row["hidden_size"], row["intermediate_size"],
-                             row["effective_params"], f'{int(row["flops_per_seq"]) / 1e9:.3f}', row["error"],
-                             row["w"], "★" if row["chosen"] == "1" else ""])
-    rows.sort(key=lambda r: int(r[4]))
+                             row["params"], f'{int(row["flops"]) / 1e9:.3f}', row["error"], row["error_2s"],
+                             row["theta"], row["w"], "★" if row["chosen"] == "1" else ""])
+    rows.sort(key=lambda r: (int(r[4]), float(r[5])))
     return header, rows
 
 
@@ -266,3 +269,30 @@ def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], 
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     plots.save(fig, path)
+
+
+def extraction_section(extract: dict, front_header: List[str], front_rows_: List[List]) -> List[str]:
+    """The report's extraction section from metrics/extract.json and the front's rows: the
+    published W, the work done, ξ* for every ε, the rank stability and the front (its size)."""
+    def arch(values):
+        return "⟨" + ", ".join(map(str, values)) + "⟩"
+    thetas = ", ".join(" ".join(f"{k} {v}" for k, v in sorted(t.items())) for t in extract["thetas"])
+    by_eps = [[row["eps"], row["interval"], arch(row["arch"]), f"{row['error']:.4f}", f"{row['w']:.4f}"]
+              for row in sorted(extract["by_eps"], key=lambda r: -r["eps"])]
+    return ["## Extraction", "",
+            "The W-coefficient of the FPTAS paper (arXiv 2010.08512, Definition 8), maximised: "
+            "W(ξ) = (1 − p(ξ)/p_T) · (1 − i(ξ)/i_T) / e(ξ), T the space's largest point "
+            f"(p_T = {extract['p_top']:,} effective parameters, "
+            f"i_T = {extract['i_top'] / 1e9:.3f} GFLOP per sequence of {extract['seq_len']} tokens). "
+            f"Every one of the {extract['grid_candidates']} candidates was trained under every θ of Θ = {{{thetas}}} "
+            f"({extract['trainings']} runs, initialised from the teacher {'head-aware' if extract['init'] == 'teacher' else 'at random'}) "
+            f"for s(ε) = {extract['interval']} distillation steps and on to 2s = {extract['interval_2s']}; "
+            "the best θ per candidate is kept. e = held-out distillation loss, normalised so that 1.0 is the "
+            "teacher's mean state.", "",
+            f"Rank stability: Spearman correlation of e at s and at 2s over all {extract['grid_candidates']} "
+            f"candidates **{extract['rank_stability_spearman']:.3f}**.", "",
+            "ξ* for each ε (s(ε) = ceil(steps_per_unit_eps / ε); each read from the same runs):", "",
+            to_markdown(["ε", "interval s(ε), steps", "ξ*", "e(ξ*) at s(ε)", "W(ξ*)"], by_eps), "",
+            f"The Pareto front over (p, i, e at s): **{extract['front_size']} of {extract['grid_candidates']}** "
+            "candidates (all in reports/candidates.csv).", "",
+            to_markdown(front_header, front_rows_), "", "![Pareto front](pareto.png)", ""]

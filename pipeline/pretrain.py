@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     extracted = json.loads(args.extract.read_text())
     log.info("student %s from teacher %s, loss %s, %d steps on %s", student_arch, teacher_arch, cfg.loss,
              cfg.steps, device.label(ctx))
-    probe = extracted["steps_per_candidate"]
+    probe = extracted["interval"]
     student, metrics, history, speed, (train, held) = pretraining.pretrain(
         model, teacher_arch, vocab, student_arch, read_lines(args.corpus / "train.txt"),
         read_lines(args.corpus / "heldout.txt"), cfg, args.checkpoint, probe_steps=(probe,), ctx=ctx)

@@ -5,7 +5,7 @@ number in a table comes from a metrics file, which came from a stage the repo ca
 tasks shown are params.yaml `tasks` and the sets their models score.
 
   python pipeline/report.py --prepare metrics/prepare.json --teacher-arch models/teacher/arch.json \
-      --extract metrics/extract.json --candidates models/extract/candidates.csv \
+      --extract metrics/extract.json --candidates reports/candidates.csv \
       --pretrain metrics/pretrain.json --timing metrics/timing.json --int8 metrics/int8.json \
       --finetune metrics/finetune --out reports
 """
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     out = args.out
     sections = ["# BERT vs Bort: regenerated tables", "",
                 f"Data: {data_note}. Source/teacher: {source} (`teacher` stage). Student: "
-                f"{student} chosen by the FPTAS (`extract`), distilled by `pretrain`. Scores are percentages "
+                f"{student} chosen by the extraction (`extract`), distilled by `pretrain`. Scores are percentages "
                 "on held-out data that Agora never saw (the column *measured on* says which); published "
                 "numbers are the paper's test-server scores at paper scale, shown for reference only.", ""]
     header, rows = report.architecture_rows(source, student)
@@ -85,12 +85,7 @@ def main(argv=None) -> int:
     header, rows = report.front_rows(args.candidates)
     write_text(out / "front.csv", to_csv(header, rows))
     if extract:
-        sections += ["## Extraction: the Pareto front", "",
-                     f"FPTAS ({extract['mode']}, ε = {extract['eps']}, α = {extract['alpha']}, β = {extract['beta']}): "
-                     f"trained {extract['trained_candidates']} of {extract['grid_candidates']} candidates "
-                     f"({extract['classes']} (1+ε)-classes, {extract['steps_per_candidate']} distillation steps each). "
-                     "Surrogate error e = held-out distillation loss normalised so that 1.0 is the constant predictor.",
-                     "", report.to_markdown(header, rows), "", "![Pareto front](pareto.png)", ""]
+        sections += report.extraction_section(extract, header, rows)
     if pretrain:
         sections += ["## Pretraining by distillation", "",
                      f"Held-out hidden-state distillation loss of the student {student}: untrained (teacher "

@@ -1,6 +1,7 @@
 """params.yaml `device` in the teacher, extract and pretrain stages: two CPU contexts (CI has no GPU)
 give what one context gives -- the pretraining losses and weights, extraction's surrogate error,
 the teacher's sentence embeddings -- to 1e-5."""
+import dataclasses
 import json
 
 import numpy as np
@@ -10,8 +11,15 @@ import yaml
 from bort import device, distillation as kd, hf_checkpoint, pretraining, teacher
 from bort.arch import Arch
 from bort.errors import BortError
+from bort.extraction import bert
 from conftest import ROOT, run_module
 from test_pretrain import TINY
+
+#: the extraction's settings for the tiny teacher's surrogate error (chunks of 8 tokens)
+CONFIG = bert.ExtractConfig(
+    eps=0.5, other_eps=[], steps_per_unit_eps=4, learning_rates=[3e-3], seq_len=8,
+    space=bert.SpaceConfig([1], [2], [16], [32]), batch_size=7, chunk_len=8, train_chunks=48, fit_chunks=48,
+    heldout_chunks=16, seed=0, init="teacher", workers=1)
 
 WORDS = [f"w{i}" for i in range(120)]
 
@@ -114,8 +122,9 @@ def test_two_cpu_contexts_score_a_candidate_like_one(surrogate_data, batch_size)
     candidate = Arch(1, 2, 16, 32, vocab_size=60, max_length=16)
 
     def error(ctx):
-        return kd.SurrogateError(kd.param_arrays(model), 32, train, train_targets, held, held_targets, steps=8,
-                                 batch_size=batch_size, lr=3e-3, seed=0, ctx=ctx)(candidate)
+        data = bert.Data(kd.param_arrays(model), 4, 32, train, train_targets, held, held_targets)
+        cfg = dataclasses.replace(CONFIG, batch_size=batch_size)
+        return min(bert.surrogate_errors(data, cfg, candidate.tuple, [8], ctx=ctx)[0])
     one, two = error(None), error([mx.cpu(0), mx.cpu(1)])
     assert two == pytest.approx(one, abs=1e-5) and one < 1.0
 
@@ -125,7 +134,8 @@ def test_kd_steps_train_every_context(surrogate_data):
     model, train, targets, _, _ = surrogate_data
     ctxs = [mx.cpu(0), mx.cpu(1)]
     kd.seed_everything(0)
-    student = kd.build_student(Arch(1, 2, 16, 32, vocab_size=60, max_length=16), kd.param_arrays(model), ctx=ctxs)
+    student = kd.build_student(Arch(1, 2, 16, 32, vocab_size=60, max_length=16), kd.param_arrays(model), ctx=ctxs,
+                               teacher_heads=4)
     proj = kd.build_projection(16, 32, ctx=ctxs)
     assert device.where(student) == device.where(proj) == ctxs
     before = {n: p.data(mx.cpu(1)).asnumpy() for n, p in student.collect_params().items()}

@@ -14,10 +14,45 @@ def test_layer_map_is_even_and_ends_at_the_top():
 
 def test_full_size_student_from_teacher_is_the_teacher(tiny_teacher):
     teacher, arch = tiny_teacher
-    student = kd.build_student(arch, kd.param_arrays(teacher))
+    student = kd.build_student(arch, kd.param_arrays(teacher), teacher_heads=arch.num_heads)
     ids = np.random.RandomState(0).randint(5, 60, (2, 8)).astype(np.float32)
     np.testing.assert_allclose(kd.forward_hidden(student, ids).asnumpy(),
                                kd.forward_hidden(teacher, ids).asnumpy(), atol=1e-6)
+
+
+def test_head_index_maps_student_head_k_to_teacher_head_k():
+    # 2 heads of 16 from 4 teacher heads of 8: each keeps its teacher head's 8, pads 8
+    assert kd.head_index(2, 32, 4, 32).tolist() == [*range(0, 8), *[-1] * 8, *range(8, 16), *[-1] * 8]
+    # 4 heads of 4 from 4 heads of 8: each is its teacher head's first half
+    assert kd.head_index(4, 16, 4, 32).tolist() == [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]
+    with pytest.raises(ValueError, match="more than the teacher's 4"):
+        kd.head_index(8, 32, 4, 32)
+
+
+def _attention_scores(model, ids, heads, layer=0):
+    """A layer's attention weights per head, (batch, heads, L, L), on the embedding output."""
+    import mxnet as mx
+    cell = model.encoder.transformer_cells[layer]
+    words = model.word_embed(mx.nd.array(ids)) + model.token_type_embed(mx.nd.zeros(ids.shape))
+    x = model.encoder.layer_norm(words + model.encoder.position_weight.data()[:ids.shape[1]].expand_dims(0))
+    _, weights = cell.attention_cell(x.transpose((1, 0, 2)), None)
+    return weights.asnumpy().reshape(ids.shape[0], heads, ids.shape[1], ids.shape[1])
+
+
+def test_head_aware_init_keeps_the_teachers_heads(tiny_teacher):
+    """A student with 2 wider heads (16 = 2 × the teacher's 8) at the teacher's H attends exactly
+    like teacher heads 0 and 1: the padding starts random but the queries are rescaled, so
+    the kept coordinates give the teacher's scores (up to the small random padding)."""
+    teacher, arch = tiny_teacher
+    student = kd.build_student(Arch(1, 2, 32, 64, vocab_size=60, max_length=16), kd.param_arrays(teacher),
+                               teacher_heads=arch.num_heads)
+    ids = np.random.RandomState(3).randint(5, 60, (2, 8)).astype(np.float32)
+    top = kd.layer_map(1, arch.depth)[0]                  # the student's one layer is the teacher's last
+    mine, theirs = _attention_scores(student, ids, 2), _attention_scores(teacher, ids, 4, top)[:, :2]
+    assert np.abs(mine - theirs).max() < 0.05
+    sliced = kd.build_student(Arch(1, 2, 32, 64, vocab_size=60, max_length=16), kd.param_arrays(teacher),
+                              teacher_heads=2)            # plain slicing: heads of 16 = two teacher heads fused
+    assert np.abs(_attention_scores(sliced, ids, 2) - theirs).max() > 5 * np.abs(mine - theirs).max()
 
 
 def test_short_distillation_lowers_the_loss(tiny_teacher):
@@ -25,7 +60,8 @@ def test_short_distillation_lowers_the_loss(tiny_teacher):
     ids = np.random.RandomState(1).randint(5, 60, (64, 8)).astype(np.float32)
     targets = kd.teacher_targets(teacher, ids)
     scale = kd.target_scale(targets)
-    student = kd.build_student(Arch(1, 2, 16, 32, vocab_size=60, max_length=16), kd.param_arrays(teacher))
+    student = kd.build_student(Arch(1, 2, 16, 32, vocab_size=60, max_length=16), kd.param_arrays(teacher),
+                               teacher_heads=arch.num_heads)
     proj = kd.build_projection(16, 32)
     before = kd.evaluate(student, proj, ids, targets, scale)
     kd.fit_projection(proj, kd.batched(lambda x: kd.forward_hidden(student, x), ids), targets)

@@ -9,7 +9,7 @@ import yaml
 
 from bort import params, tasks
 from bort.errors import BortError
-from bort.extraction import ExtractConfig
+from bort.extraction.bert import ExtractConfig
 from bort.finetune import AgoraConfig, FinetuneSection
 from bort.params import Section
 from bort.pretraining import PretrainConfig

@@ -33,7 +33,7 @@ def project(tmp_path_factory):
     (root / "data" / "corpus" / "heldout.txt").write_text("\n".join(docs[-40:]) + "\n")
     (root / "metrics").mkdir()
     (root / "metrics" / "extract.json").write_text(json.dumps(
-        {"chosen": {"arch": [2, 4, 64, 128], "error": 0.9}, "steps_per_candidate": 5}))
+        {"chosen": {"arch": [2, 4, 64, 128], "error": 0.9}, "interval": 5}))
     return root
 
 

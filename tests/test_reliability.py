@@ -111,7 +111,7 @@ def test_missing_task_file_is_named(tmp_path, embedded_root):
 
 
 def test_impossible_architecture_in_params(tmp_path):
-    from bort import extraction
+    from bort.extraction import bert as extraction
     from bort.arch import Arch
     from bort.errors import BortError
     try:

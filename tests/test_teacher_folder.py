@@ -370,7 +370,7 @@ def test_pipeline_pretrain_with_a_folder_teacher(ref, tmp_path):
     for name, count in (("train.txt", 40), ("heldout.txt", 10)):
         (tmp_path / "data" / "corpus" / name).write_text("\n".join(zipf_docs(count)) + "\n")
     (tmp_path / "metrics" / "extract.json").write_text(json.dumps(
-        {"chosen": {"arch": [1, 2, 8, 16], "error": 0.9}, "steps_per_candidate": 2}))
+        {"chosen": {"arch": [1, 2, 8, 16], "error": 0.9}, "interval": 2}))
     done = run_module(str(ROOT / "pipeline" / "pretrain.py"), "--teacher", "models/teacher", "--corpus", "data/corpus",
                       "--extract", "metrics/extract.json", "--out", "models/student", "--checkpoint",
                       "models/pretrain_ckpt", "--loss-curve", "reports/pretrain_loss.csv", "--metrics",

@@ -20,7 +20,6 @@ uninterrupted run's bit for bit, dropout included.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 from typing import Iterator, List, Optional, Sequence
@@ -128,12 +127,9 @@ def fingerprint(model, train: Sequence[dict], **more) -> str:
     """What a checkpoint must have been made from to be resumed: the settings (and `more`), the
     task, the training set (size and content), the weights the run starts from, and the contexts
     and precision it trains with."""
-    weights = hashlib.sha256()
-    for name, p in sorted(model.net._collect_params_with_prefix().items()):
-        weights.update(name.encode())
-        weights.update(np.ascontiguousarray(p.data(p.list_ctx()[0]).asnumpy()).tobytes())
     return checkpoint.fingerprint({"cfg": asdict(model.cfg), "task": model.task.name, "train_size": len(train),
-                                   "train": checkpoint.digest(list(train)), "weights": weights.hexdigest(),
+                                   "train": checkpoint.digest(list(train)),
+                                   "weights": checkpoint.weights_digest(model.net._collect_params_with_prefix()),
                                    "device": device.label(model.ctx), "amp": device.mixed_precision_on(model.ctx),
                                    **more})
 
