@@ -35,7 +35,7 @@ def pareto(result, path) -> None:
         for k, choice in enumerate(result.choices):
             ax.scatter([getattr(choice.best, key)], [choice.best.error(s)], s=150 if k == 0 else 70,
                        marker=markers[k % len(markers)], c="#d62728" if k == 0 else "#ff7f0e", edgecolors="black",
-                       linewidths=0.5, label=f"ξ* at ε = {choice.eps} ({choice.steps} steps): "
+                       linewidths=0.5, label=f"ξ* at ε = {choice.eps} (chosen at {choice.steps} steps): "
                                              f"⟨{', '.join(map(str, choice.best.point))}⟩")
         ax.set_xscale("log")
         ax.set_xlabel(label)

@@ -1,6 +1,6 @@
 """int8 inference for Bort on CPU: MXNet's oneDNN quantisation of the dense layers.
 
-Why: a profile of Bort ⟨4, 8, 768, 1024⟩ at batch 8, length 128 on
+Why: a profile of ⟨4, 8, 768, 1024⟩ (Bort with H and I swapped; as released it is ⟨4, 8, 1024, 768⟩) at batch 8, length 128 on
 this project's 2-core machine puts ~75% of fp32 inference in FullyConnected, ~11% in the
 length-masked softmax and ~5% in LayerNorm. The dense layers are where int8 pays: oneDNN runs
 them with VNNI instructions where the CPU has them. `mx.contrib.quantization.quantize_net_v2`

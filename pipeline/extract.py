@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, device, distillation as kd, extraction, plots, teacher  # noqa: E402
+from bort import checkpoint, cli, device, distillation as kd, extraction, plots, teacher  # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.extraction import bert                                              # noqa: E402
 from bort.io import read_lines, to_csv, write_json, write_text                # noqa: E402
@@ -45,15 +45,17 @@ def main(argv=None) -> int:
     held_ids = kd.corpus_chunks(vocab, read_lines(args.corpus / "heldout.txt"), cfg.chunk_len, cfg.heldout_chunks)
     data = bert.Data.compact(kd.param_arrays(model), source, train_ids, kd.teacher_targets(model, train_ids),
                              held_ids, kd.teacher_targets(model, held_ids))
+    teacher_files = [args.teacher / name for name in ("model.params", "vocab.json", "arch.json")]
     journal = bert.Journal(args.checkpoint / "journal.jsonl", bert.fingerprint(
-        cfg, args.teacher / "model.params", args.corpus / "train.txt", args.corpus / "heldout.txt"))
+        cfg, ctx, *teacher_files, args.corpus / "train.txt", args.corpus / "heldout.txt"))
     family = bert.BertFamily(source, cfg, data, ctx, journal)
     space = family.space()
     log.info("%d candidates × %d learning rates; s(ε=%g) = %d steps (and 2s); teacher states on %s, "
              "candidates on %s", len(space), len(family.thetas), cfg.eps,
              extraction.interval(cfg.eps, cfg.steps_per_unit_eps), ctx[0],
              device.label(ctx) if device.uses_gpu(ctx) else f"{cfg.workers} one-thread CPU processes")
-    bar = tqdm(total=len(space), desc="extract (candidates)", file=sys.stderr)
+    bar = tqdm(total=len(space), initial=len(set(space) & set(journal.done)), desc="extract (candidates)",
+               file=sys.stderr)
 
     def progress(point, errors):
         bar.update(1)
@@ -71,6 +73,7 @@ def main(argv=None) -> int:
                          "flops_per_seq": source.flops_per_seq(cfg.seq_len)}
     summary.update(init=cfg.init, seq_len=cfg.seq_len)
     write_json(args.metrics, summary)
+    checkpoint.clear(args.checkpoint)              # the outputs are written: resume no more
     for row in summary["by_eps"]:
         log.info("ε = %g: s = %d steps, ξ* = %s, W = %.4f", row["eps"], row["interval"], row["arch"], row["w"])
     log.info("rank stability (Spearman, e at s vs 2s over %d candidates): %.3f; Pareto front: %d; took %.1f s",

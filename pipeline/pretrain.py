@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bort import cli, device, pretraining, teacher                            # noqa: E402
 from bort.arch import read_student                                            # noqa: E402
-from bort.errors import cli_main, setup_logging                               # noqa: E402
+from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
 from bort.io import read_lines, write_json, write_text                        # noqa: E402
 
 log = logging.getLogger("pretrain")
@@ -45,7 +45,10 @@ def main(argv=None) -> int:
     extracted = json.loads(args.extract.read_text())
     log.info("student %s from teacher %s, loss %s, %d steps on %s", student_arch, teacher_arch, cfg.loss,
              cfg.steps, device.label(ctx))
-    probe = extracted["interval"]
+    probe = extracted.get("interval")
+    if not isinstance(probe, int):
+        raise BortError(f"{args.extract}: expected the extract stage's metrics with an integer 'interval' "
+                        f"(the extraction's s(ε)), got {probe!r}; run `dvc repro extract`")
     student, metrics, history, speed, (train, held) = pretraining.pretrain(
         model, teacher_arch, vocab, student_arch, read_lines(args.corpus / "train.txt"),
         read_lines(args.corpus / "heldout.txt"), cfg, args.checkpoint, probe_steps=(probe,), ctx=ctx)

@@ -29,6 +29,31 @@ def test_head_index_maps_student_head_k_to_teacher_head_k():
         kd.head_index(8, 32, 4, 32)
 
 
+@pytest.mark.parametrize("heads, hidden", [(2, 32), (4, 16)])
+def test_head_aware_init_copies_each_head_into_place(tiny_teacher, heads, hidden):
+    """Value rows, query rows (rescaled by sqrt(d / d_T)) and the output projection's input
+    columns of student head k hold teacher head k's first min(d, d_T) coordinates."""
+    teacher, arch = tiny_teacher
+    t = kd.param_arrays(teacher)
+    student = kd.build_student(Arch(1, heads, hidden, 64, vocab_size=60, max_length=16), t, teacher_heads=4)
+    s = kd.param_arrays(student)
+    top = f"encoder.transformer_cells.{kd.layer_map(1, arch.depth)[0]}."
+    d, d_t = hidden // heads, 8
+    keep = min(d, d_t)
+    for k in range(heads):
+        mine, theirs = slice(k * d, k * d + keep), slice(k * d_t, k * d_t + keep)
+        cell = "encoder.transformer_cells.0."
+        np.testing.assert_array_equal(s[cell + "attention_cell.proj_value.weight"][mine],
+                                      t[top + "attention_cell.proj_value.weight"][theirs, :hidden])
+        np.testing.assert_allclose(s[cell + "attention_cell.proj_query.weight"][mine],
+                                   t[top + "attention_cell.proj_query.weight"][theirs, :hidden] * np.sqrt(d / d_t), rtol=1e-6)
+        np.testing.assert_allclose(s[cell + "attention_cell.proj_query.bias"][mine],
+                                   t[top + "attention_cell.proj_query.bias"][theirs] * np.sqrt(d / d_t), rtol=1e-6)
+        np.testing.assert_array_equal(s[cell + "attention_cell.proj_key.bias"][mine], t[top + "attention_cell.proj_key.bias"][theirs])
+        np.testing.assert_array_equal(s[cell + "proj.weight"][:, mine], t[top + "proj.weight"][:hidden, theirs])
+    np.testing.assert_array_equal(s["encoder.transformer_cells.0.proj.bias"], t[top + "proj.bias"][:hidden])
+
+
 def _attention_scores(model, ids, heads, layer=0):
     """A layer's attention weights per head, (batch, heads, L, L), on the embedding output."""
     import mxnet as mx

@@ -50,6 +50,7 @@ def test_w_coefficient_is_the_published_formula():
 
 def test_interval_is_polynomial_in_one_over_eps():
     assert [extraction.interval(e, 4) for e in (1.0, 0.5, 0.25, 0.3)] == [4, 8, 16, 14]
+    assert extraction.interval(0.7, 21) == 30                 # not 31 from 30.000000000000004
     with pytest.raises(BortError, match="ε must be positive"):
         extraction.interval(0, 4)
 
@@ -87,9 +88,28 @@ def test_front_is_exactly_the_non_dominated_set():
     assert sum(r[cols.index("chosen")] for r in rows) == 1
 
 
+class Reordering(Toy):
+    """Errors whose order over the space changes between intervals (wide networks catch up)."""
+
+    def error(self, pt, theta, steps):
+        return 0.2 + (pt[0] * pt[1] / 8) / steps + 1.0 / pt[1]
+
+
 def test_rank_stability_is_spearman_between_s_and_2s():
-    result = extraction.extract(Toy(), 0.5, 4)
-    assert result.rank_stability == pytest.approx(1.0)       # the toy's order never changes
+    from scipy.stats import spearmanr
+    result = extraction.extract(Reordering(), 0.5, 4)
+    s = result.steps
+    expected = spearmanr([c.error(s) for c in result.candidates], [c.error(2 * s) for c in result.candidates])
+    assert result.rank_stability == pytest.approx(expected.correlation) and result.rank_stability < 0.99
+    assert extraction.extract(Toy(), 0.5, 4).rank_stability == pytest.approx(1.0)
+
+
+def test_a_diverged_candidate_is_an_error():
+    class Diverging(Toy):
+        def error(self, pt, theta, steps):
+            return float("nan") if pt == (2, 8) else super().error(pt, theta, steps)
+    with pytest.raises(BortError, match=r"toy candidate \(2, 8\): error nan after 4 steps"):
+        extraction.extract(Diverging(), 1.0, 4)
 
 
 def test_the_mlp_family_agrees_with_the_exhaustive_optimum():
@@ -104,9 +124,11 @@ def test_the_mlp_family_agrees_with_the_exhaustive_optimum():
     assert len(out["by_eps"]) == 3 and out["chosen"]["arch"] == out["by_eps"][0]["arch"]
 
 
-def test_mlp_cli_rejects_a_short_reference():
+def test_mlp_cli_rejects_bad_input_in_one_line():
     done = run_module("-m", "bort.extraction", "mlp", "--reference-epochs", "5")
     assert done.returncode == 2 and "error: --reference-epochs 5: expected at least 2·s(ε) = 40 epochs" in done.stderr
+    done = run_module("-m", "bort.extraction", "mlp", "--learning-rates", "0.01", "-0.01")
+    assert done.returncode == 2 and done.stderr.strip().endswith("error: --learning-rates: [-0.01]; expected positive numbers")
 
 
 def test_space_rejects_values_outside_the_source():
@@ -145,13 +167,17 @@ def test_workers_do_not_change_the_errors_and_the_journal_resumes(tiny_family, t
     one = bert.BertFamily(arch, dataclasses.replace(cfg, workers=1), data).train_all(jobs, [2, 4])
     assert one == two and all(len(v) == 2 and 0 < min(v) < 1.5 for v in one.values())
     journal = bert.Journal(tmp_path / "journal.jsonl", "abc")
-    journal.add((1, 2, 16, 32), [one[jobs[0]], one[jobs[1]]])
+    journal.add((1, 2, 16, 32), [2, 4], [one[jobs[0]], one[jobs[1]]])
     with (tmp_path / "journal.jsonl").open("a") as f:
         f.write('{"fingerprint": "abc", "point": [2, 4')        # cut by an interruption
     seen = []
     resumed = bert.BertFamily(arch, cfg, data, journal=bert.Journal(tmp_path / "journal.jsonl", "abc"))
     assert resumed.train_all(jobs, [2, 4], progress=lambda pt, e: seen.append(pt)) == one
     assert seen == [(2, 4, 32, 32)]                           # only the missing candidate trained
+    seen.clear()                                              # other intervals: nothing journalled applies
+    again = bert.BertFamily(arch, cfg, data, journal=bert.Journal(tmp_path / "journal.jsonl", "abc"))
+    again.train_all(jobs, [2, 4, 6], progress=lambda pt, e: seen.append(pt))
+    assert sorted(seen) == [(1, 2, 16, 32), (2, 4, 32, 32)]
     other = bert.Journal(tmp_path / "journal.jsonl", "other params")
     assert other.done == {}                                   # another fingerprint starts afresh
 
@@ -161,8 +187,12 @@ def test_tiny_extraction_end_to_end(tiny_family):
     result = extraction.extract(bert.BertFamily(arch, dataclasses.replace(cfg, workers=1), data), cfg.eps,
                                 cfg.steps_per_unit_eps, [2.0])
     assert len(result.candidates) == 8                        # D 2 × A 2 × H 2 × I 1
-    best = max(result.candidates, key=lambda c: (result.w(c), tuple(-v for v in c.point)))
-    assert result.chosen.best is best and math.isfinite(result.rank_stability)
+    p_top = max(Arch(*c.point).effective_params for c in result.candidates)
+    i_top = max(Arch(*c.point).flops_per_seq(8) for c in result.candidates)
+    w = {c.point: (1 - Arch(*c.point).effective_params / p_top) * (1 - Arch(*c.point).flops_per_seq(8) / i_top)
+         / min(c.errors[result.steps]) for c in result.candidates}
+    assert result.chosen.best.point == max(w, key=lambda pt: (w[pt], tuple(-v for v in pt)))
+    assert math.isfinite(result.rank_stability) and all(0 < c.error(result.steps) < 2 for c in result.candidates)
 
 
 def test_the_committed_xi_star_is_the_argmax_of_the_published_w():

@@ -64,13 +64,13 @@ def interval(eps: float, steps_per_unit_eps: int) -> int:
     """s(ε): the training interval, linear in 1/ε (our reading of "polynomial in 1/ε")."""
     if eps <= 0:
         raise BortError(f"ε must be positive, got {eps}")
-    return max(1, math.ceil(steps_per_unit_eps / eps))
+    return max(1, math.ceil(round(steps_per_unit_eps / eps, 9)))     # 21 / 0.7 is 30, not 30.000000000000004
 
 
 def w_coefficient(p: float, i: float, e: float, p_top: float, i_top: float) -> float:
     """W(ξ) = (1 − p/p_T)(1 − i/i_T) / e (arXiv 2010.08512, Definition 8), maximised."""
-    if e <= 0:
-        raise BortError(f"error must be positive for the W-coefficient, got {e}")
+    if not e > 0 or not math.isfinite(e):
+        raise BortError(f"error must be positive and finite for the W-coefficient, got {e}")
     return (1 - p / p_top) * (1 - i / i_top) / e
 
 
@@ -162,7 +162,7 @@ def extract(family: Family, eps: float, steps_per_unit_eps: int, other_eps: Sequ
     if not family.thetas:
         raise BortError(f"{family.name}: the hyperparameter set Θ is empty; expected at least one θ")
     steps = interval(eps, steps_per_unit_eps)
-    all_eps = [eps] + [e for e in other_eps if e != eps]
+    all_eps = list(dict.fromkeys([eps, *other_eps]))            # the main ε first, no repeats
     intervals = sorted({interval(e, steps_per_unit_eps) for e in all_eps} | {steps, 2 * steps}
                        | ({reference_interval} if reference_interval else set()))
     candidates = [Candidate(pt, family.size(pt), family.cost(pt)) for pt in points]
@@ -171,6 +171,10 @@ def extract(family: Family, eps: float, steps_per_unit_eps: int, other_eps: Sequ
     for c in candidates:
         for n, at in enumerate(intervals):
             c.errors[at] = [errors[(c.point, k)][n] for k in range(len(family.thetas))]
+            bad = [e for e in c.errors[at] if not (math.isfinite(e) and e > 0)]
+            if bad:
+                raise BortError(f"{family.name} candidate {c.point}: error {bad[0]} after {at} steps; expected a "
+                                "positive finite error (a diverged run: try smaller learning rates)")
     p_top, i_top = max(c.params for c in candidates), max(c.flops for c in candidates)
     choices = [choose(candidates, e, interval(e, steps_per_unit_eps), p_top, i_top) for e in all_eps]
     stability = spearman([c.error(steps) for c in candidates], [c.error(2 * steps) for c in candidates])

@@ -40,10 +40,14 @@ def parse_args(argv):
 
 def run_mlp(args) -> dict:
     from bort.extraction.mlp import MLPFamily
-    for name in ("depths", "widths"):
-        bad = [v for v in getattr(args, name) if v <= 0]
+    for name in ("depths", "widths", "learning_rates"):
+        bad = [v for v in getattr(args, name) if not v > 0]
         if bad:
-            raise BortError(f"--{name}: {bad}; expected positive integers")
+            raise BortError(f"--{name.replace('_', '-')}: {bad}; expected positive numbers")
+    for name in ("epochs_per_unit_eps", "seed"):
+        if getattr(args, name) < (1 if name != "seed" else 0):
+            raise BortError(f"--{name.replace('_', '-')}: {getattr(args, name)}; expected "
+                            f"{'a positive' if name != 'seed' else 'a non-negative'} integer")
     if args.reference_epochs < 2 * extraction.interval(args.eps, args.epochs_per_unit_eps):
         raise BortError(f"--reference-epochs {args.reference_epochs}: expected at least 2·s(ε) = "
                         f"{2 * extraction.interval(args.eps, args.epochs_per_unit_eps)} epochs")

@@ -12,13 +12,16 @@ Our reading of the pieces the papers leave to the implementer:
   `init: random` for all.
 - Cheap training (measured in issue 15: about 1 s per candidate and θ on one core): the teacher's
   states are computed once and shared; the candidates' vocabulary is compacted to the token ids
-  the chunks use (the embedding rows of other tokens get no gradient, so this changes no number);
-  the readout fit is shared by every θ; and the candidates are spread over `workers` processes of
+  the chunks use (the other tokens' embedding rows would get no gradient, so training is the
+  same; the random draws for coordinates initialised at random are not an uncompacted run's,
+  since a smaller embedding is drawn first); the readout fit is shared by every θ; and the candidates are spread over `workers` processes of
   one thread each (MXNet's small-matrix kernels gain little from a second thread, a second
   process doubles the throughput). One thread per run makes e the same whatever `workers` is.
   On GPU contexts (params.yaml `device`) the candidates train in-process, data-parallel.
-- Resume: each candidate's errors are journalled (JSON lines) under a fingerprint of everything
-  they depend on; an interrupted stage trains only the missing ones.
+- Resume: each candidate's errors are journalled (JSON lines) under a fingerprint of what they
+  depend on (the settings, the teacher's files, the corpus, the device) with the intervals they
+  were read at; an interrupted stage trains only the missing ones, and a finished one clears the
+  journal (`bort.checkpoint.clear`), so a re-run after a code change trains everything again.
 """
 from __future__ import annotations
 
@@ -192,21 +195,30 @@ class Journal:
                 except json.JSONDecodeError:
                     continue                       # a line cut by an interruption
                 if entry.get("fingerprint") == fingerprint:
-                    self.done[tuple(entry["point"])] = entry["errors"]
+                    self.done[tuple(entry["point"])] = (entry["intervals"], entry["errors"])
                     kept.append(line)
         path.write_text("".join(k + "\n" for k in kept))
 
-    def add(self, point, errors) -> None:
-        self.done[tuple(point)] = errors
+    def get(self, point, intervals) -> Optional[List[List[float]]]:
+        """The errors journalled for `point` when read at the same `intervals`, else None."""
+        at, errors = self.done.get(tuple(point), (None, None))
+        return errors if at == list(intervals) else None
+
+    def add(self, point, intervals, errors) -> None:
+        self.done[tuple(point)] = (list(intervals), errors)
         if self.path is not None:
             with self.path.open("a") as f:
-                f.write(json.dumps({"fingerprint": self.fingerprint, "point": list(point), "errors": errors}) + "\n")
+                f.write(json.dumps({"fingerprint": self.fingerprint, "point": list(point),
+                                    "intervals": list(intervals), "errors": errors}) + "\n")
 
 
-def fingerprint(cfg: ExtractConfig, *files: Path) -> str:
-    """What the errors depend on: the extract parameters (not `workers`, which changes no error)
-    and the bytes of the teacher and corpus."""
+def fingerprint(cfg: ExtractConfig, ctx, *files: Path) -> str:
+    """What the errors depend on: the extract parameters (not `workers`, which changes no error),
+    the device and precision the candidates train on, and the bytes of `files` (the teacher's and
+    the corpus's)."""
+    from bort import device
     settings = {k: v for k, v in asdict(cfg).items() if k != "workers"}
+    settings.update(device=device.label(ctx), amp=device.mixed_precision_on(ctx))
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in files:
         digest.update(path.read_bytes())
@@ -240,12 +252,12 @@ class BertFamily:
     def train_all(self, jobs, intervals, progress=None):
         from bort import device
         points = sorted({point for point, _ in jobs})
-        todo = [p for p in points if p not in self.journal.done]
+        todo = [p for p in points if self.journal.get(p, intervals) is None]
         if len(todo) < len(points):
             log.info("resuming: %d of %d candidates already trained", len(points) - len(todo), len(points))
 
         def finished(point, errors):
-            self.journal.add(point, errors)
+            self.journal.add(point, intervals, errors)
             if progress is not None:
                 progress(point, errors)
         if todo and device.uses_gpu(self.ctx or []):
@@ -259,12 +271,16 @@ class BertFamily:
                 with ProcessPoolExecutor(self.cfg.workers, multiprocessing.get_context("spawn"), _worker_start,
                                          (self.data, self.cfg)) as pool:
                     futures = [pool.submit(_worker_run, point, list(intervals)) for point in todo]
-                    for future in as_completed(futures):
-                        finished(*future.result())
+                    try:
+                        for future in as_completed(futures):
+                            finished(*future.result())
+                    except BaseException:
+                        pool.shutdown(cancel_futures=True)     # what finished is journalled; stop the rest
+                        raise
             finally:
                 for k, v in saved.items():
                     if v is None:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
-        return {(point, k): self.journal.done[point][k] for point, k in jobs}
+        return {(point, k): self.journal.get(point, intervals)[k] for point, k in jobs}

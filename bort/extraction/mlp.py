@@ -61,8 +61,10 @@ class MLPFamily:
         from sklearn.metrics import log_loss
         from sklearn.neural_network import MLPClassifier
         depth, width = point
+        # a RandomState object, not the seed: scikit-learn re-seeds from an int on every partial_fit,
+        # which would replay one batch order every epoch
         net = MLPClassifier(hidden_layer_sizes=(width,) * depth, learning_rate_init=self.thetas[theta]["learning_rate"],
-                            batch_size=self.batch_size, random_state=self.seed)
+                            batch_size=self.batch_size, random_state=np.random.RandomState(self.seed))
         out, done = [], 0
         for at in sorted(intervals):
             for _ in range(at - done):
