@@ -33,6 +33,7 @@ def parse_args(argv):
     mlp.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4])
     mlp.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     mlp.add_argument("--learning-rates", type=float, nargs="+", default=[0.001, 0.01], help="the set Θ")
+    mlp.add_argument("--l2", type=float, default=1e-3, help="L2 penalty (scikit-learn's alpha; default 1e-3)")
     mlp.add_argument("--seed", type=int, default=0)
     mlp.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser.parse_args(argv)
@@ -52,7 +53,9 @@ def run_mlp(args) -> dict:
         raise BortError(f"--reference-epochs {args.reference_epochs}: expected at least 2·s(ε) = "
                         f"{2 * extraction.interval(args.eps, args.epochs_per_unit_eps)} epochs")
     started = time.perf_counter()
-    family = MLPFamily(args.depths, args.widths, args.learning_rates, seed=args.seed)
+    if args.l2 < 0:
+        raise BortError(f"--l2: {args.l2}; expected a non-negative number")
+    family = MLPFamily(args.depths, args.widths, args.learning_rates, l2=args.l2, seed=args.seed)
     result = extraction.extract(family, args.eps, args.epochs_per_unit_eps, args.other_eps,
                                 reference_interval=args.reference_epochs)
     out = extraction.summary(result)

@@ -9,7 +9,12 @@ layer). Our reading of p, i and e for this family:
 - e(ξ) = held-out log-loss divided by log 10, the uniform predictor's (1.0 = learned nothing),
   continuous where accuracy on a few hundred digits moves in steps;
 - the interval is epochs of scikit-learn's `MLPClassifier.partial_fit` (Adam, constant learning
-  rate), Θ the learning rates; a quarter of the digits, stratified, is held out.
+  rate, L2 penalty 1e-3), Θ the learning rates; a quarter of the digits, stratified, is held out.
+  Measured in issue 15: with scikit-learn's default penalty 1e-4 the long reference run overfits
+  the held-out log-loss and ξ* at ε = 0.5 came within 1.45 of the optimum's W (the promise is
+  1.5); with 1e-3 it is within 1.17 at ε = 0.5 and equal to the optimum at ε = 1 and 0.25; with
+  1e-2 it misses (1.57). The promise is about errors after full training, which a surrogate
+  interval only approximates.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class MLPFamily:
     widths: Sequence[int] = (8, 16, 32, 64, 128)
     learning_rates: Sequence[float] = (0.001, 0.01)
     batch_size: int = 64
+    l2: float = 1e-3              # scikit-learn's `alpha`; weaker L2 lets the long reference run overfit
     seed: int = 0
     name: str = "mlp"
     fields: Tuple[str, ...] = ("depth", "width")
@@ -64,7 +70,7 @@ class MLPFamily:
         # a RandomState object, not the seed: scikit-learn re-seeds from an int on every partial_fit,
         # which would replay one batch order every epoch
         net = MLPClassifier(hidden_layer_sizes=(width,) * depth, learning_rate_init=self.thetas[theta]["learning_rate"],
-                            batch_size=self.batch_size, random_state=np.random.RandomState(self.seed))
+                            batch_size=self.batch_size, alpha=self.l2, random_state=np.random.RandomState(self.seed))
         out, done = [], 0
         for at in sorted(intervals):
             for _ in range(at - done):
