@@ -31,7 +31,9 @@ import json
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Sequence
 
@@ -135,6 +137,12 @@ class Data:
     def vocab_size(self) -> int:
         return len(self.arrays["word_embed.0.weight"])
 
+    @cached_property
+    def scale(self) -> float:
+        """The teacher states' variance (bort.distillation.target_scale): e's unit, the same for
+        every candidate, so computed once per process."""
+        return kd.target_scale(self.train_targets)
+
 
 def surrogate_errors(data: Data, cfg: ExtractConfig, point: Point, intervals: Sequence[int], ctx=None) -> List[List[float]]:
     """e(ξ) per θ (cfg.learning_rates) after each of `intervals` steps: one candidate built and its
@@ -151,7 +159,7 @@ def surrogate_errors(data: Data, cfg: ExtractConfig, point: Point, intervals: Se
     params = student.collect_params()
     params.update(proj.collect_params())
     start = {name: p.data(p.list_ctx()[0]).copy() for name, p in params.items()}
-    scale = kd.target_scale(data.train_targets)
+    scale = data.scale
     out = []
     for lr in cfg.learning_rates:
         for name, p in params.items():
@@ -168,6 +176,23 @@ def surrogate_errors(data: Data, cfg: ExtractConfig, point: Point, intervals: Se
 
 
 _WORKER = {}
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextmanager
+def _one_thread_children():
+    """Processes started inside inherit one-thread OpenMP/BLAS settings; this process's own
+    (already initialised) libraries are unaffected, and its environment is restored on exit."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker_start(data, cfg):
@@ -264,23 +289,14 @@ class BertFamily:
             for point in todo:
                 finished(point, surrogate_errors(self.data, self.cfg, point, intervals, self.ctx))
         elif todo:
-            saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-            os.environ.update({k: "1" for k in saved})          # inherited by the spawned workers
-            try:
-                import multiprocessing
-                with ProcessPoolExecutor(self.cfg.workers, multiprocessing.get_context("spawn"), _worker_start,
-                                         (self.data, self.cfg)) as pool:
-                    futures = [pool.submit(_worker_run, point, list(intervals)) for point in todo]
-                    try:
-                        for future in as_completed(futures):
-                            finished(*future.result())
-                    except BaseException:
-                        pool.shutdown(cancel_futures=True)     # what finished is journalled; stop the rest
-                        raise
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+            import multiprocessing
+            with _one_thread_children(), ProcessPoolExecutor(
+                    self.cfg.workers, multiprocessing.get_context("spawn"), _worker_start, (self.data, self.cfg)) as pool:
+                futures = [pool.submit(_worker_run, point, list(intervals)) for point in todo]
+                try:
+                    for future in as_completed(futures):
+                        finished(*future.result())
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)         # what finished is journalled; stop the rest
+                    raise
         return {(point, k): self.journal.get(point, intervals)[k] for point, k in jobs}
