@@ -95,6 +95,16 @@ def uses_gpu(ctxs: Sequence) -> bool:
     return any(c.device_type == "gpu" for c in ctxs)
 
 
+def wants_gpu(path: Path = PARAMS_FILE) -> bool:
+    """Whether params.yaml `device` puts networks on a GPU; a cpu setting is answered without
+    importing MXNet (a process that only hands work to others need not pay for it)."""
+    setting = value(KEY, Union[str, List[str]], path)
+    names = [setting] if isinstance(setting, str) else list(setting)
+    if all(str(n).strip() == "cpu" or str(n).strip().startswith("cpu(") for n in names):
+        return False
+    return uses_gpu(parse(setting, path))
+
+
 def is_default(ctxs: Sequence) -> bool:
     """One CPU context, cpu(0): where every model is built, so nothing needs moving."""
     import mxnet as mx

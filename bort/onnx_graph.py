@@ -96,10 +96,13 @@ def build(arch, arrays: Dict[str, np.ndarray], layers: Optional[int] = None):
 
 
 def session(model, threads: int = 0):
-    """An ONNX Runtime CPU session with full graph optimisation."""
+    """An ONNX Runtime CPU session with full graph optimisation, on `threads` threads (0: the
+    OMP_NUM_THREADS of a one-thread worker process, bort.workers, else ONNX Runtime's default)."""
+    import os
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

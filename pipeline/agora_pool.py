@@ -43,11 +43,14 @@ def main(argv=None) -> int:
     training = [tasks.load_split(t, tasks.task_dir(args.tasks, t), "train") for t in prepared]
     texts = agora.pool_texts(training, read_lines(args.corpus / "train.txt"), p.per_task, p.corpus_sentences, p.seed)
     ctx = device.contexts()[0]                     # inference: the first context
-    model, vocab, _ = teacher.load_model(args.teacher)
+    model, vocab, arch = teacher.load_model(args.teacher)
     device.place(model, [ctx])
-    log.info("embedding %d pool texts with the teacher on %s", len(texts), ctx)
+    on_gpu = device.uses_gpu([ctx])                # CPU: ONNX Runtime on the same graph (7x MXNet here)
+    log.info("embedding %d pool texts with the teacher on %s", len(texts), ctx if on_gpu else "ONNX Runtime (CPU)")
     with ctx:
-        pool = agora.Pool(texts, teacher.sentence_embeddings(model, vocab, texts, max_len=p.max_len))
+        embed = (lambda t: teacher.sentence_embeddings(model, vocab, t, max_len=p.max_len)) if on_gpu else \
+            teacher.onnx_embedder(model, vocab, arch, max_len=p.max_len)
+        pool = agora.Pool(texts, embed(texts))
     with atomic_dir(args.out) as tmp:
         pool.save(tmp)
     return 0

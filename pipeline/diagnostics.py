@@ -5,20 +5,20 @@ for the parents that params.yaml `tasks` selects (none selected: an empty record
   python pipeline/diagnostics.py --data data/tasks --teacher models/teacher --student models/student \\
       --models models/finetune --out models/diagnostics --metrics metrics/diagnostics.json
 
-Each parent model is loaded once; its predictions are mapped onto the scored set's labels. An
+Each parent model's run (one per seed of params.yaml `finetune.seeds`) is loaded once; its
+predictions are mapped onto the scored set's labels, and each set's record gathers the runs. An
 unlabelled set (GLUE's public diagnostic.tsv / AX.tsv) gets its leaderboard submission and no score.
 The stage reads the whole models/ folder of the fine-tuning stages, so that any subset of tasks
 is one fixed stage; it writes its own folder and one metrics file.
 """
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bort import cli, device, tasks                                           # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
-from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
+from bort.finetune import MODELS, FinetuneSection, Layout, evaluate, seed_dir  # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
 from bort.finetune.model import load_trained                                  # noqa: E402
 from bort.io import atomic_dir, write_json                                    # noqa: E402
@@ -48,13 +48,19 @@ def main(argv=None) -> int:
         for which in [m for m in MODELS if m in args.model]:
             for parent in parent_tasks:
                 cfg = section.model(which, sizes[parent.name])    # the settings the parent trained with
-                model = load_trained(parent, parents.encoder(which), parents.model(which, parent), cfg, ctx)
-                for task in (t for t in scored if t.scored_by == parent.name):
-                    held, test = data[task.name].heldout, data[task.name].test
-                    result = {"task": task.name, "model": which, "heldout": data[task.name].note,
-                              "config": asdict(cfg), "scored_by": parent.name}
-                    records.setdefault(which, {})[task.name] = evaluate.finish(
-                        task, model, held, test, result, out / which / task.name, None)
+                runs = {t.name: [] for t in scored if t.scored_by == parent.name}
+                frozen_cache = {}
+                for seed in section.seeds:
+                    model = load_trained(parent, parents.encoder(which), parents.model(which, parent, seed), cfg, ctx,
+                                         seed, frozen_cache)
+                    for name in runs:
+                        task = tasks.get_task(name)
+                        runs[name].append(evaluate.finish(task, model, data[name].heldout, data[name].test,
+                                                          {"seed": seed}, out / which / name / seed_dir(seed)))
+                for name, task_runs in runs.items():
+                    records.setdefault(which, {})[name] = evaluate.summary(
+                        tasks.get_task(name), which, cfg, data[name], task_runs,
+                        scored_by=parent.name)
         write_json(out / "sets.json", {which: sorted(sets) for which, sets in records.items()})
     write_json(args.metrics, records)
     return 0

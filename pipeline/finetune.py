@@ -1,16 +1,19 @@
-"""Stage `finetune@T` (one DVC job per trained task): BERT, then Bort, on one task; held-out
-scores and leaderboard submissions. Agora continues from both in its own stage (`agora@T`).
+"""Stage `finetune@T` (one DVC job per trained task): BERT, Bort and Bort + Agora on one task, once
+per seed of params.yaml `finetune.seeds`; held-out scores and predictions, leaderboard submissions.
 
   python pipeline/finetune.py RTE --data data/tasks --teacher models/teacher --student models/student \
-      --models models/finetune --metrics metrics/finetune --checkpoints models/finetune_ckpt [--model bort]
+      --pool models/agora_pool --models models/finetune --metrics metrics/finetune \
+      --checkpoints models/finetune_ckpt [--model bort bort-agora]
 
-The two models share one process because a process costs about 2.7 s before any work (DVC, then
-importing MXNet, GluonNLP and scikit-learn) and both read the same splits. Honest evaluation
-(bort.finetune.heldout): every reported score is measured on data Agora never reads.
+The runs (model x seed) are spread over `finetune.workers` one-thread processes
+(bort.finetune.runs): the Bort + Agora run with seed s starts when BERT's and Bort's runs s have
+finished. All three models are one stage, so one process per task starts MXNet (about 2.7 s
+before any work) and the workers keep each model's frozen states for all its seeds. Honest
+evaluation (bort.finetune.heldout): every reported score is measured on data Agora never reads.
+A killed stage resumes each run from its last checkpoint (<checkpoints>/<model>/<task>/seed-<s>/).
 """
 import logging
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,43 +22,37 @@ from tqdm import tqdm                                                          #
 
 from bort import checkpoint, cli, device, tasks                              # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
-from bort.finetune import MODELS, FinetuneSection, Layout, evaluate           # noqa: E402
+from bort.finetune import MODELS, FinetuneSection, Layout, runs              # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
-from bort.finetune.model import new_model                                     # noqa: E402
+from bort.io import write_json                                                # noqa: E402
 
 log = logging.getLogger("finetune")
-TRAINED_HERE = MODELS[:2]                 # BERT and Bort; Bort + Agora: pipeline/agora.py
 
 
 def main(argv=None) -> int:
-    parser = cli.parser(__doc__, dict(Layout.PATHS, **Layout.CHECKPOINTS))
+    parser = cli.parser(__doc__, dict(Layout.PATHS, **Layout.CHECKPOINTS,
+                                      pool="Agora's embedded pool (agora-pool stage)"))
     parser.add_argument("task", help="a task with training data, e.g. RTE")
-    parser.add_argument("--model", nargs="+", choices=TRAINED_HERE, default=list(TRAINED_HERE))
+    parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS),
+                        help="the models to train (Bort + Agora alone reads BERT's and Bort's runs from --models)")
     args = parser.parse_args(argv)
     setup_logging()
     section = FinetuneSection.load("finetune")
     task = tasks.trained([args.task], where="argument task")[0]
     data = splits(task, tasks.task_dir(args.data, task), section.heldout)
     layout = Layout.from_args(args)
-    ctx = device.contexts()                                   # params.yaml `device` (bort.device)
-    device.mixed_precision(ctx)
-    chosen = [m for m in TRAINED_HERE if m in args.model]
-    for which in chosen:
-        fine_tune(task, which, section.model(which, len(data.train)), data, layout, ctx)
-    for which in chosen:          # both models are written: resume no more (a kill during Bort
-        checkpoint.clear(layout.checkpoint(which, task))      # keeps BERT's finished checkpoint)
+    paths = {k: str(getattr(args, k)) for k in Layout.FIELDS + ("data", "pool")}
+    chosen = [m for m in MODELS if m in args.model]
+    in_process = device.wants_gpu()                          # GPUs: one run after another, here
+    with tqdm(total=len(runs.plan(chosen, section.seeds)), desc=f"finetune {task.name}", unit="run",
+              file=sys.stderr) as bar:
+        records = runs.run_all(task.name, paths, chosen, section.seeds, section.workers, in_process,
+                               lambda run, record: bar.update(1))
+    for which, summary in runs.summaries(task, section, data, records).items():
+        write_json(layout.metrics_file(which, task), summary)
+    for which in chosen:          # every run is written: resume no more (a kill keeps the finished
+        checkpoint.clear(layout.checkpoint(which, task))      # runs' checkpoints)
     return 0
-
-
-def fine_tune(task, which, cfg, data, layout, ctx=None):
-    """Fine-tune model `which` on `task`, score it, write its model, metrics and submission."""
-    started = time.perf_counter()
-    train, result = evaluate.start(task, which, cfg, data)
-    model = new_model(task, layout.encoder(which), cfg, ctx)
-    with tqdm(desc=f"finetune {which} {task.name}", file=sys.stderr, unit="batch") as bar:
-        result["epoch_losses"] = model.fit(train, bar, checkpoint_dir=layout.checkpoint(which, task))
-    evaluate.write(task, which, model, data, result, layout)
-    log.info("%s %s: %s (%.1f s)", which, task.name, result["scores"], time.perf_counter() - started)
 
 
 if __name__ == "__main__":

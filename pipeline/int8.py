@@ -2,7 +2,7 @@
 
 The `time` stage measures how much faster Bort runs with oneDNN int8 dense layers
 (bort.quantize); this stage measures what it costs: every fine-tuned Bort task model (params.yaml
-`tasks`) is quantised, calibrated on its own training data (`int8.calibration_examples`
+`tasks`; the run of the first of `finetune.seeds`) is quantised, calibrated on its own training data (`int8.calibration_examples`
 instances), and scored on the same held-out split as in fp32 (deterministic). fp32 runs on the
 first context of params.yaml `device` (bort.device); int8 always on the CPU (oneDNN).
 
@@ -20,7 +20,7 @@ from tqdm import tqdm                                                          #
 
 from bort import cli, device, metrics as M, tasks                             # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
-from bort.finetune import FinetuneSection                                     # noqa: E402
+from bort.finetune import FinetuneSection, seed_dir                           # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
 from bort.finetune.model import load_trained                                  # noqa: E402
 from bort.io import write_json                                                # noqa: E402
@@ -40,7 +40,7 @@ class Int8Config(Section):
 
 def main(argv=None) -> int:
     args = cli.parser(__doc__, {"data": "the task folders", "student": "the distilled student folder",
-                                "models": "the fine-tuned Bort models: <models>/<task>/",
+                                "models": "the fine-tuned Bort models: <models>/<task>/seed-<s>/",
                                 "metrics": "output: fp32 vs int8 scores (JSON)"}).parse_args(argv)
     setup_logging()
     p = Int8Config.load("int8")
@@ -51,11 +51,13 @@ def main(argv=None) -> int:
     if device.uses_gpu(ctx):
         log.info("fp32 scores on %s; oneDNN int8 is CPU-only: each model is quantised and scored on cpu(0)",
                  device.label(ctx))
-    result = {"model": "bort", "calibration_examples": p.calibration_examples, "tasks": {}}
+    result = {"model": "bort", "seed": finetune.seeds[0], "calibration_examples": p.calibration_examples,
+              "tasks": {}}
     for task in tqdm(selected, desc="int8", file=sys.stderr):
         data = splits(task, tasks.task_dir(args.data, task), heldout)
         cfg = finetune.model("bort", len(data.train))
-        model = load_trained(task, args.student, args.models / task.name, cfg, ctx)
+        seed = finetune.seeds[0]                    # the first seed's run (int8 is one model per task)
+        model = load_trained(task, args.student, args.models / task.name / seed_dir(seed), cfg, ctx, seed)
         fp32 = M.score(task, data.heldout, model.predict(data.heldout))
         model.quantize(data.train[:p.calibration_examples])
         int8 = M.score(task, data.heldout, model.predict(data.heldout))

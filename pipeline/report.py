@@ -7,7 +7,7 @@ tasks shown are params.yaml `tasks` and the sets their models score.
   python pipeline/report.py --prepare metrics/prepare.json --teacher-arch models/teacher/arch.json \
       --extract metrics/extract.json --candidates reports/candidates.csv \
       --pretrain metrics/pretrain.json --timing metrics/timing.json --int8 metrics/int8.json \
-      --finetune metrics/finetune --out reports
+      --finetune metrics/finetune --diagnostics metrics/diagnostics.json --significance metrics/significance.json --out reports
 """
 import sys
 from pathlib import Path
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
         "pretrain": "the pretrain stage's metrics", "timing": "the time stage's metrics",
         "int8": "the int8 stage's metrics", "finetune": "fine-tuning metrics: <dir>/<model>/<task>.json",
         "diagnostics": "the diagnostics stage's metrics",
+        "significance": "the significance stage's intervals and tests",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
     selected = tasks.selected()
@@ -66,22 +67,37 @@ def main(argv=None) -> int:
     sections += ["## Architectures: published vs counted", "",
                  "Counted = the analytic count, equal to an instantiated GluonNLP 0.10 BERTModel (pooler, no "
                  "decoder, 2 token types, 512 positions).", "", report.to_markdown(header, rows), ""]
+    significance = report.load_json(args.significance) or {}
+    seeds = next((r["seeds"] for m in finetune.values() for r in m.values() if "seeds" in r), [])
+    sections += [f"Every model is fine-tuned once per seed ({len(seeds)} seeds: {', '.join(map(str, seeds))}); a cell "
+                 "shows the metrics averaged over the seeds, ± the sample standard deviation of the task score over "
+                 "the seeds, and [the 95% bootstrap interval of the task score] over held-out instances with the "
+                 "seeds pooled. † in Bort's column: Bort differs significantly from BERT on this task; * in Bort + "
+                 "Agora's: it differs significantly from Bort. \"(one class)\": every seed predicts the same class "
+                 "for every held-out instance (a degenerate cell). ‡ in the floor's column: the TF-IDF floor beats "
+                 "every fine-tuned model. The floor has no interval (one deterministic run).", ""]
     for suite in tasks.SUITES:
-        header, rows = report.task_rows(suite, finetune, floor, [t.name for t in shown])
+        header, rows = report.task_rows(suite, finetune, floor, [t.name for t in shown], significance)
         write_text(out / f"{suite}.csv", to_csv(header, rows))
         table = report.to_markdown(header, rows) if tasks.suite_tasks(suite, [t.name for t in shown]) else \
             "No task of this suite is in params.yaml `tasks`."
         sections += [f"## {report.suite_label(suite)}", "", table, ""]
-    compared = [t for t in shown if t.name in finetune.get("bort", {}) and t.name in finetune.get("bort-agora", {})]
-    wins = [t for t in compared
-            if finetune["bort-agora"][t.name]["task_score"] > finetune["bort"][t.name]["task_score"]]
-    if compared:
-        sections += [f"Bort + Agora beats Bort alone on {len(wins)} of {len(compared)} tasks: "
-                     f"{', '.join(t.label for t in wins) or 'none'}.", ""]
+    counts = report.significance_counts(significance, finetune, [t.name for t in shown])
+    if counts:
+        sections += ["## What the differences mean", ""] + [f"- {line}" for line in counts] + [""]
+    flagged = report.degenerate_cells(significance, finetune, floor, [t.name for t in shown])
+    if flagged:
+        sections += ["### Degenerate cells", ""] + [f"- {line}" for line in flagged] + [""]
+    header, rows = report.seed_rows(finetune, [t.name for t in shown])
+    write_text(out / "seeds.csv", to_csv(header, rows))          # a declared output, even when empty
+    if rows:
+        sections += ["### Suite scores seed by seed", "", "Each suite score computed from one seed's runs "
+                     "alone: a conclusion that holds in every column does not hang on one seed.", "",
+                     report.to_markdown(header, rows), ""]
     header, rows = report.agora_rows(finetune)
     write_text(out / "agora.csv", to_csv(header, rows))
     sections += ["## Agora rounds", "", "Measured on Agora's own split of dev (which it reads); the labeler is "
-                 "the fine-tuned source model of the same task.", "", report.to_markdown(header, rows), ""]
+                 "the fine-tuned source model of the same task and seed.", "", report.to_markdown(header, rows), ""]
     header, rows = report.front_rows(args.candidates)
     write_text(out / "front.csv", to_csv(header, rows))
     if extract:
@@ -110,7 +126,7 @@ def main(argv=None) -> int:
                  "![scores](scores.png)", ""]
     write_text(out / "report.md", "\n".join(sections))
     write_text(out / "timing.md", report.timing_markdown(report.load_json(args.timing)))
-    report.scores_figure(finetune, floor, out / "scores.png")
+    report.scores_figure(finetune, floor, out / "scores.png", significance)
     return 0
 
 

@@ -28,7 +28,7 @@ def tiny_model(task, vocab, epochs=15, depth=1, ctx=None, **frozen):
 def config(**changes):
     settings = dict(epochs=15, batch_size=8, lr=3e-3, weight_decay=0.01, warmup_fraction=0.05, dropout=0.0,
                     max_len=32, max_len_passage=48, max_train=0, pooling="mean", freeze_embeddings=False,
-                    frozen_layers=0, frozen_runtime="mxnet", seed=0)
+                    frozen_layers=0, frozen_runtime="mxnet")
     return FinetuneConfig(**dict(settings, **changes))
 
 

@@ -148,7 +148,7 @@ def test_agora_killed_in_round_two_resumes_to_the_same_student(vocab, tmp_path):
         inst["id"] = f"dev-{k}"
     texts = sorted({i[key] for i in make(TASK, rng, 40) for key in ("text_a", "text_b")})
     pool = agora.Pool(texts, embed(texts))
-    cfg = AgoraConfig(rounds=2, round_epochs=1, neighbours=1, replay=True, max_new_per_round=8, seed=0)
+    cfg = AgoraConfig(rounds=2, round_epochs=1, neighbours=1, replay=True, max_new_per_round=8)
 
     def student():
         model = tiny_model(TASK, vocab, epochs=1, freeze_embeddings=True, frozen_layers=1)
@@ -189,7 +189,7 @@ def test_an_agora_checkpoint_keeps_what_the_labeler_and_the_embedder_said(vocab,
     marks = [(TASK.shape.inputs(points[0]), TASK.shape.inputs(points[1]))]
     agora.save(tmp_path, model, [], points, marks, embedded, label, "id")
     label2, embedded2 = agora.Memo(None, TASK.shape.inputs), agora.Memo(None)
-    cfg = AgoraConfig(rounds=2, round_epochs=1, neighbours=1, replay=True, max_new_per_round=8, seed=0)
+    cfg = AgoraConfig(rounds=2, round_epochs=1, neighbours=1, replay=True, max_new_per_round=8)
     records, added, restored_marks = agora.resume(tmp_path, model, [], cfg, "id", embedded2, label2)
     assert (records, added, restored_marks) == ([], points, marks)
     assert label2.known == label.known

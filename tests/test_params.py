@@ -13,6 +13,7 @@ from bort.extraction.bert import ExtractConfig
 from bort.finetune import AgoraConfig, FinetuneSection
 from bort.params import Section
 from bort.pretraining import PretrainConfig
+from bort.significance import SignificanceConfig
 from bort.timing import TimeConfig
 from conftest import ROOT
 
@@ -84,7 +85,8 @@ def _script_section(script: str, name: str):
 
 SECTIONS = {"data": ("prepare", "DataConfig"), "teacher": ("teacher", "TeacherConfig"),
             "agora_pool": ("agora_pool", "AgoraPoolConfig"), "int8": ("int8", "Int8Config")}
-LIBRARY = {"extract": ExtractConfig, "time": TimeConfig, "pretrain": PretrainConfig, "finetune": FinetuneSection}
+LIBRARY = {"extract": ExtractConfig, "time": TimeConfig, "pretrain": PretrainConfig, "finetune": FinetuneSection,
+           "significance": SignificanceConfig}
 
 
 def test_every_section_of_params_yaml_loads_and_defaults_are_its_values():

@@ -18,3 +18,63 @@ def test_unlabelled_diagnostic_says_submission_only():
     _, rows = report.task_rows("glue", finetune, {}, ["MNLI-m", "AX"])
     ax = next(r for r in rows if r[0] == "AX")
     assert ax[4] == "unlabelled: submission only"
+
+
+def _record(task, score, seeds=(0, 1, 2), spread=0.01):
+    t = tasks.get_task(task)
+    return {"scores": {m: score for m in t.metrics}, "task_score": score, "heldout": "test", "heldout_examples": 200,
+            "seeds": list(seeds), "seed_spread": {"sd": spread, "min": score - spread, "max": score + spread},
+            "runs": [{"seed": s, "task_score": score + (s - 1) * spread} for s in seeds]}
+
+
+def _test(difference, significant):
+    return {"difference": difference, "p_value": 0.01 if significant else 0.5, "significant": significant}
+
+
+def test_a_cell_shows_spread_interval_and_marks():
+    finetune = {"bert": {"RTE": _record("RTE", 0.8)}, "bort": {"RTE": _record("RTE", 0.7)},
+                "bort-agora": {"RTE": _record("RTE", 0.72)}}
+    interval = {"score": 0.7, "low": 0.65, "high": 0.75}
+    significance = {"tasks": {"RTE": {"bert": interval, "bort": dict(interval, one_class=True),
+                                      "bort-agora": interval, "bert_vs_bort": _test(0.1, True),
+                                      "agora_vs_bort": _test(0.02, False)}}}
+    floor = {"RTE": {"acc": 0.9}}
+    _, rows = report.task_rows("glue", finetune, floor, ["RTE"], significance)
+    rte = rows[0]
+    assert rte[3] == "90.0 ‡"                                  # the floor beats every model
+    assert rte[4] == "80.0 ±1.0 [65.0, 75.0]"
+    assert rte[5] == "70.0 ±1.0 [65.0, 75.0]† (one class)"    # significantly different from BERT
+    assert rte[6] == "72.0 ±1.0 [65.0, 75.0]"                  # not significantly different from Bort
+
+
+def test_counts_say_how_many_wins_are_significant():
+    significance = {"config": {"test": "approximate randomisation", "seeds": [0, 1, 2], "resamples": 99,
+                               "alpha": 0.05, "confidence": 0.95, "interval": "bootstrap percentile", "seed": 0},
+                    "tasks": {"RTE": {"agora_vs_bort": _test(0.05, True), "bert_vs_bort": _test(0.1, True)},
+                              "CoLA": {"agora_vs_bort": _test(0.01, False), "bert_vs_bort": _test(-0.1, True)},
+                              "MRPC": {"agora_vs_bort": _test(-0.02, True), "bert_vs_bort": _test(0.0, False)}}}
+    finetune = {m: {n: {} for n in ("RTE", "CoLA", "MRPC")} for m in ("bert", "bort", "bort-agora")}
+    lines = report.significance_counts(significance, finetune, ["RTE", "CoLA", "MRPC"])
+    assert lines[0].startswith("Bort + Agora beats Bort alone on 2 of 3 tasks, significantly on 1 (RTE); "
+                               "it is significantly worse on 1 (MRPC)")
+    assert lines[1].startswith("BERT (the source) beats Bort on 1 of 3 tasks, significantly on 1 (RTE)")
+
+
+def test_seed_rows_give_each_suite_score_per_seed():
+    names = [t.name for t in tasks.suite_tasks("race")]
+    finetune = {m: {n: _record(n, 0.5) for n in names} for m in ("bert", "bort", "bort-agora")}
+    header, rows = report.seed_rows(finetune, names)
+    assert header == ["suite", "model", "seed 0", "seed 1", "seed 2", "mean", "sd over seeds"]
+    assert rows[0][2:] == ["49.0", "50.0", "51.0", "50.0", "1.0"]
+
+
+def test_degenerate_cells_are_listed():
+    finetune = {m: {"MultiRC": _record("MultiRC", 0.1), "RTE": _record("RTE", 0.7)} for m in ("bert", "bort", "bort-agora")}
+    significance = {"tasks": {"MultiRC": {m: {"one_class": True} for m in ("bert", "bort", "bort-agora")},
+                              "RTE": {"bert": {"one_class": False}}}}
+    floor = {"MultiRC": {"f1a": 0.2, "em": 0.2}, "RTE": {"acc": 0.5}}
+    lines = report.degenerate_cells(significance, finetune, floor, ["MultiRC", "RTE"])
+    assert lines[0] == ("One class for every held-out instance, in every seed: MultiRC (BERT (source, fine-tuned), "
+                        "Bort (student), Bort + Agora).")
+    assert lines[1] == "The TF-IDF floor beats every fine-tuned model: MultiRC."
+    assert report.degenerate_cells({}, {}, {}, ["RTE"]) == []

@@ -29,9 +29,7 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Dict, List, Literal, Optional, Sequence
 import numpy as np
 
 from bort import distillation as kd
+from bort import workers
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.extraction import Point
@@ -176,23 +175,6 @@ def surrogate_errors(data: Data, cfg: ExtractConfig, point: Point, intervals: Se
 
 
 _WORKER = {}
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-@contextmanager
-def _one_thread_children():
-    """Processes started inside inherit one-thread OpenMP/BLAS settings; this process's own
-    (already initialised) libraries are unaffected, and its environment is restored on exit."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
-    os.environ.update({k: "1" for k in _THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _worker_start(data, cfg):
@@ -288,15 +270,8 @@ class BertFamily:
         if todo and device.uses_gpu(self.ctx or []):
             for point in todo:
                 finished(point, surrogate_errors(self.data, self.cfg, point, intervals, self.ctx))
-        elif todo:
-            import multiprocessing
-            with _one_thread_children(), ProcessPoolExecutor(
-                    self.cfg.workers, multiprocessing.get_context("spawn"), _worker_start, (self.data, self.cfg)) as pool:
-                futures = [pool.submit(_worker_run, point, list(intervals)) for point in todo]
-                try:
-                    for future in as_completed(futures):
-                        finished(*future.result())
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)         # what finished is journalled; stop the rest
-                    raise
+        elif todo:                             # what finished is journalled; a failure stops the rest
+            with workers.pool(self.cfg.workers, _worker_start, (self.data, self.cfg)) as pool:
+                for future in as_completed([pool.submit(_worker_run, point, list(intervals)) for point in todo]):
+                    finished(*future.result())
         return {(point, k): self.journal.get(point, intervals)[k] for point, k in jobs}

@@ -14,8 +14,10 @@ the rest by concept:
   bort.finetune.evaluate  held-out scores, leaderboard submission, the metrics file
 
 Three models are compared on every task (`MODELS`): the fine-tuned source model ("BERT"), the
-distilled student ("Bort"), and the student continued by Agora (bort.agora). Everything is
-seeded (python, numpy, mxnet, batch order), so a run is repeatable.
+distilled student ("Bort"), and the student continued by Agora (bort.agora). Every model is
+fine-tuned once per seed of params.yaml `finetune.seeds`: a run's seed decides the head's
+initialisation, the batch order and the dropout masks (python, numpy, mxnet), so each run is
+repeatable, and the spread over seeds is the fine-tuning noise the report shows.
 
 Budget knobs (`freeze_embeddings`, `frozen_layers`): fine-tuning on a few hundred examples is
 step-bound, and most of a step is spent where it buys least -- the Adam update of the word
@@ -39,17 +41,25 @@ MODELS = ("bert", "bort", "bort-agora")
 STARTS_FROM = {"bert": "teacher", "bort": "student", "bort-agora": "student"}
 
 
+def seed_dir(seed: int) -> str:
+    """The sub-folder of one seed's run."""
+    return f"seed-{seed}"
+
+
 class Layout:
-    """Where the fine-tuning stages keep their outputs: <models>/<model>/<task>/ (weights and the
-    leaderboard submission) and <metrics>/<model>/<task>.json; the encoders they start from; the
-    checkpoints a killed run resumes from, <checkpoints>/<model>/<task>/ (the stages that train)."""
+    """Where the fine-tuning stages keep their outputs: <models>/<model>/<task>/seed-<s>/ (the
+    trained weights, the held-out predictions, the leaderboard submission) and
+    <metrics>/<model>/<task>.json (every seed); the encoders they start from; the checkpoints a
+    killed run resumes from, <checkpoints>/<model>/<task>/seed-<s>/ (the stages that train)."""
     #: the command-line paths of the fine-tuning stages (bort.cli), as their dvc.yaml `cmd` names them
     PATHS = {"data": "the task folders (prepare stage)", "teacher": "the source model folder (BERT)",
              "student": "the distilled student folder (Bort)",
              "models": "fine-tuned models: <models>/<model>/<task>/",
              "metrics": "metrics: <metrics>/<model>/<task>.json"}
-    #: ... and of the stages that train (finetune@, agora@)
-    CHECKPOINTS = {"checkpoints": "checkpoints (persist; a killed run resumes): <checkpoints>/<model>/<task>/"}
+    #: ... and of the stage that trains (finetune@)
+    CHECKPOINTS = {"checkpoints": "checkpoints (persist; a killed run resumes): <checkpoints>/<model>/<task>/seed-<s>/"}
+    #: the constructor's arguments
+    FIELDS = ("teacher", "student", "models", "metrics", "checkpoints")
 
     def __init__(self, teacher=None, student=None, models=None, metrics=None, checkpoints=None):
         self.encoders = {"teacher": teacher and Path(teacher), "student": student and Path(student)}
@@ -59,15 +69,18 @@ class Layout:
     def encoder(self, which: str) -> Path:
         return self.encoders[STARTS_FROM[which]]
 
-    def model(self, which: str, task) -> Path:
-        return self.models / which / task.name
+    def model(self, which: str, task, seed: Optional[int] = None) -> Path:
+        """The task's folder of model `which`, or its run with `seed`."""
+        folder = self.models / which / task.name
+        return folder if seed is None else folder / seed_dir(seed)
 
     def metrics_file(self, which: str, task) -> Path:
         return self.metrics / which / f"{task.name}.json"
 
-    def checkpoint(self, which: str, task) -> Optional[Path]:
+    def checkpoint(self, which: str, task, seed: Optional[int] = None) -> Optional[Path]:
         """None where the stage keeps no checkpoints."""
-        return self.checkpoints and self.checkpoints / which / task.name
+        folder = self.checkpoints and self.checkpoints / which / task.name
+        return folder if folder is None or seed is None else folder / seed_dir(seed)
 
     @classmethod
     def from_args(cls, args) -> "Layout":
@@ -90,7 +103,6 @@ class FinetuneConfig(Section):
     freeze_embeddings: bool        # keep the embeddings fixed and cache their output per row
     frozen_layers: int             # ... and the lowest this many transformer cells
     frozen_runtime: Literal["mxnet", "onnxruntime"]   # what computes the frozen part
-    seed: int
 
     def validate(self) -> None:
         positive(self, "epochs", "batch_size", "max_len", "max_len_passage")
@@ -106,11 +118,10 @@ class FinetuneConfig(Section):
 class AgoraConfig(Section):
     """params.yaml `finetune.agora` (bort.agora)."""
     rounds: int = 2
-    round_epochs: int = 2          # epochs of further fine-tuning on the augmented set per round
+    round_epochs: int = 1          # epochs of further fine-tuning on the augmented set per round
     neighbours: int = 2            # new points per replaceable segment of each miss
     replay: bool = True            # every round trains on all earlier rounds' points again
     max_new_per_round: int = 300
-    seed: int = 0
 
     def validate(self) -> None:
         positive(self, "round_epochs", "neighbours", "max_new_per_round")
@@ -143,6 +154,8 @@ class Preset(Section):
 class FinetuneSection(Section):
     """params.yaml `finetune`."""
     heldout: HELDOUT               # auto: the labelled test split if any, else dev_half
+    seeds: List[int]               # every model is fine-tuned once per seed (Agora included)
+    workers: int                   # one-thread processes the runs are spread over (bort.workers)
     preset: str                    # the entry of `presets` applied to bert / bort (README "Real data")
     bert: FinetuneConfig           # the source model ("BERT" in the embedded tables)
     bort: FinetuneConfig           # the distilled student, with and without Agora
@@ -150,6 +163,9 @@ class FinetuneSection(Section):
     presets: Dict[str, Preset]
 
     def validate(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ParamError("seeds", f"expected a list of distinct non-negative integers, got {self.seeds}")
+        positive(self, "workers")
         if self.preset not in self.presets:
             raise ParamError("preset", f"expected one of {sorted(self.presets)}, got {self.preset!r}")
         for name, preset in sorted(self.presets.items()):       # every combination, before any work

@@ -15,7 +15,7 @@ a one-off cost per row, and the top trains on the device.
 from __future__ import annotations
 
 import itertools
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -77,12 +77,13 @@ class FrozenPart:
     """The lower part of `net` (a bort.finetune.head classifier): frozen, computed by `runtime`,
     each row's states cached while training."""
 
-    def __init__(self, net, arch, layers: int, runtime: str, pad_id: int):
+    def __init__(self, net, arch, layers: int, runtime: str, pad_id: int, cache: Optional[dict] = None):
         self.net, self.arch, self.layers, self.pad_id = net, arch, layers, pad_id
         # with no frozen cell only the embeddings are fixed: nothing for ONNX Runtime to gain
         self.compute = {"mxnet": self._mxnet, "onnxruntime": self._onnx}[runtime if layers else "mxnet"]
         self._session = None           # ONNX Runtime session, built on first use
-        self.cache: Dict[tuple, np.ndarray] = {}       # row key -> lower states (length, hidden)
+        # row key -> lower states (length, hidden); may be shared by runs on the same encoder
+        self.cache: Dict[tuple, np.ndarray] = {} if cache is None else cache
         freeze_lower(net, layers)
 
     def scores(self, rows, keys, cache: bool):

@@ -29,9 +29,11 @@ PARAMS = "model.params"       # a fine-tuned model's weights inside its folder
 class TaskModel:
     """An encoder + head fine-tuned on one task; `predict` returns metric-ready predictions."""
 
-    def __init__(self, task: Task, encoder_model, vocab, arch, cfg: FinetuneConfig, ctx=None):
+    def __init__(self, task: Task, encoder_model, vocab, arch, cfg: FinetuneConfig, ctx=None, seed: int = 0,
+                 frozen_cache: Optional[dict] = None):
         import mxnet as mx
         self.task, self.shape, self.vocab, self.arch, self.cfg = task, task.shape, vocab, arch, cfg
+        self.seed = seed                            # this run's: head init, batch order, dropout
         self.ctx = list(ctx or [mx.cpu(0)])         # bort.device contexts; built on cpu(0), then placed
         self.net = device.place(build_classifier(encoder_model, arch.hidden_size, self.shape.outputs(task),
                                                  cfg.dropout, cfg.pooling), self.ctx)
@@ -42,7 +44,8 @@ class TaskModel:
                             f"got {cfg.frozen_layers}")
         self.frozen: Optional[FrozenPart] = None
         if cfg.freeze_embeddings:
-            self.frozen = FrozenPart(self.net, arch, cfg.frozen_layers, cfg.frozen_runtime, self.encode.pad_id)
+            self.frozen = FrozenPart(self.net, arch, cfg.frozen_layers, cfg.frozen_runtime, self.encode.pad_id,
+                                     frozen_cache)
         self.max_len = cfg.max_len_passage if task.long_inputs else cfg.max_len
 
     def rows(self, instances):
@@ -124,25 +127,41 @@ class TaskModel:
         self.frozen = None
         return self
 
+    def trained_names(self) -> List[str]:
+        """The parameters fine-tuning changes (the frozen part is the encoder's, unchanged)."""
+        return sorted(name for name, p in self.net._collect_params_with_prefix().items() if p.grad_req != "null")
+
     def save(self, folder) -> None:
-        checkpoint.save_block(self.net, Path(folder) / PARAMS)      # Block.save_parameters' format
+        """The trained parameters only (Block.save_parameters' format): the frozen embeddings and
+        cells are the encoder's own, which `load_trained` reads from the encoder folder -- a
+        BERT run's file is then 15 MB instead of 90 MB, which matters with several seeds."""
+        checkpoint.save_block(self.net, Path(folder) / PARAMS, trained_only=True)
 
 
-def new_model(task: Task, encoder_dir, cfg: FinetuneConfig, ctx=None) -> TaskModel:
-    """A fresh head on the pretrained encoder in `encoder_dir`, initialised from `cfg.seed` alone
-    (not from whatever ran before in the same process), on contexts `ctx` (default cpu(0))."""
+def new_model(task: Task, encoder_dir, cfg: FinetuneConfig, ctx=None, seed: int = 0,
+              frozen_cache: Optional[dict] = None) -> TaskModel:
+    """A fresh head on the pretrained encoder in `encoder_dir`, initialised from `seed` alone
+    (not from whatever ran before in the same process), on contexts `ctx` (default cpu(0)).
+    `frozen_cache` shares the frozen part's states between runs of one task on one encoder (the
+    seeds): they are a function of the row and the untouched encoder weights alone."""
     from bort import teacher
-    kd.seed_everything(cfg.seed)
+    kd.seed_everything(seed)
     encoder, vocab, arch = teacher.load_model(encoder_dir, dropout=cfg.dropout)
-    return TaskModel(task, encoder, vocab, arch, cfg, ctx)
+    return TaskModel(task, encoder, vocab, arch, cfg, ctx, seed, frozen_cache)
 
 
-def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig, ctx=None) -> TaskModel:
-    """The model a fine-tuning stage saved in `model_dir` for `task`, on the encoder it started
-    from, on contexts `ctx` (default cpu(0))."""
-    model = new_model(task, encoder_dir, cfg, ctx)
+def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig, ctx=None, seed: int = 0,
+                 frozen_cache: Optional[dict] = None) -> TaskModel:
+    """The model a fine-tuning stage saved in `model_dir` for `task` (its trained parameters),
+    on the encoder it started from (the rest), on contexts `ctx` (default cpu(0))."""
+    import mxnet as mx
+    model = new_model(task, encoder_dir, cfg, ctx, seed, frozen_cache)
     path = Path(model_dir) / PARAMS
     if not path.exists():
         raise BortError(f"{path}: missing; expected the model the finetune stage saved (run `dvc repro`)")
-    model.net.load_parameters(str(path), ctx=model.ctx)
+    saved = sorted(mx.nd.load(str(path)))
+    if saved != model.trained_names():
+        raise BortError(f"{path}: holds {len(saved)} parameters, expected the {len(model.trained_names())} "
+                        f"this model trains with params.yaml's finetune settings (re-run `dvc repro`)")
+    model.net.load_parameters(str(path), ctx=model.ctx, allow_missing=True)
     return model

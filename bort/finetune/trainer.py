@@ -43,7 +43,7 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
     import gluonnlp as nlp
     cfg = model.cfg
     epochs = epochs or cfg.epochs
-    kd.seed_everything(cfg.seed)
+    kd.seed_everything(model.seed)
     train = [i for i in train if model.shape.trainable(i)]
     per_step, steps_per_epoch = plan(model, train)
     total = steps_per_epoch * epochs
@@ -52,7 +52,7 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
             p.wd_mult = 0.0
     trainer = device.trainer(model.net.collect_params(), nlp.optimizer.BERTAdam(
         learning_rate=cfg.lr, wd=cfg.weight_decay), model.ctx)
-    rng = np.random.RandomState(cfg.seed)
+    rng = np.random.RandomState(model.seed)
     start, step, history = 0, 0, []
     config_id = None
     if checkpoint_dir is not None:
@@ -65,7 +65,7 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
     bar = Progress(progress, total, step)
     for epoch in range(start, epochs):
         bar.epoch(epoch, epochs)
-        reseed(cfg.seed, epoch)
+        reseed(model.seed, epoch)
         running = []
         for batch in batches(train, rng, per_step, steps_per_epoch):
             trainer.set_learning_rate(warmup_linear(cfg.lr, step, total, cfg.warmup_fraction))
@@ -116,7 +116,7 @@ def warm_cache(model, train: Sequence[dict]) -> None:
         return
     train = [i for i in train if model.shape.trainable(i)]
     per_step, steps = plan(model, train)
-    for batch in batches(train, np.random.RandomState(model.cfg.seed), per_step, steps):
+    for batch in batches(train, np.random.RandomState(model.seed), per_step, steps):
         for ctx, part, _ in device.split(batch, model.ctx):         # the parts train_step computes
             with ctx:
                 rows, keys, _ = model.rows(part)
@@ -127,7 +127,8 @@ def fingerprint(model, train: Sequence[dict], **more) -> str:
     """What a checkpoint must have been made from to be resumed: the settings (and `more`), the
     task, the training set (size and content), the weights the run starts from, and the contexts
     and precision it trains with."""
-    return checkpoint.fingerprint({"cfg": asdict(model.cfg), "task": model.task.name, "train_size": len(train),
+    return checkpoint.fingerprint({"cfg": asdict(model.cfg), "seed": model.seed, "task": model.task.name,
+                                   "train_size": len(train),
                                    "train": checkpoint.digest(list(train)),
                                    "weights": checkpoint.weights_digest(model.net._collect_params_with_prefix()),
                                    "device": device.label(model.ctx), "amp": device.mixed_precision_on(model.ctx),

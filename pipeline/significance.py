@@ -1,0 +1,88 @@
+"""Stage `significance`: a confidence interval for every cell and suite score of the report, and a
+paired test per task and per suite for BERT vs Bort and for Bort + Agora vs Bort (bort.significance).
+
+  python pipeline/significance.py --data data/tasks --models models/finetune --diagnostics models/diagnostics \
+      --metrics metrics/significance.json
+
+Reads each run's held-out predictions (<models>/<model>/<task>/seed-<s>/heldout.json; a set scored
+by its parent's models: <diagnostics>/<model>/<set>/seed-<s>/) and the held-out gold from the task
+folders, for params.yaml `tasks` and the sets their models score. Intervals: bootstrap over held-out
+units, the seeds pooled, percentile method; tests: approximate randomisation on the same units,
+two-sided; params.yaml `significance` sets the resamples, the levels and the generator's seed.
+"""
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tqdm import tqdm                                                          # noqa: E402
+
+from bort import cli, significance as S, tasks                               # noqa: E402
+from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
+from bort.finetune import MODELS, FinetuneSection, seed_dir                   # noqa: E402
+from bort.finetune.evaluate import PREDICTIONS                                # noqa: E402
+from bort.finetune.heldout import splits                                      # noqa: E402
+from bort.io import write_json                                                # noqa: E402
+
+log = logging.getLogger("significance")
+#: the paired comparisons: (name, model A, model B); the difference is A - B
+COMPARISONS = (("bert_vs_bort", "bert", "bort"), ("agora_vs_bort", "bort-agora", "bort"))
+
+
+def predictions(folder: Path, seeds) -> list:
+    """Every seed's held-out predictions of one model on one task, in held-out order."""
+    out = []
+    for seed in seeds:
+        path = folder / seed_dir(seed) / PREDICTIONS
+        if not path.exists():
+            raise BortError(f"{path}: missing; expected the held-out predictions of seed {seed} (run `dvc repro`)")
+        out.append(json.loads(path.read_text())["predictions"])
+    return out
+
+
+def main(argv=None) -> int:
+    args = cli.parser(__doc__, {"data": "the task folders (prepare stage)",
+                                "models": "fine-tuned runs: <models>/<model>/<task>/seed-<s>/",
+                                "diagnostics": "runs on the sets scored by a parent: <diagnostics>/<model>/<set>/seed-<s>/",
+                                "metrics": "output: intervals and tests (JSON)"}).parse_args(argv)
+    setup_logging()
+    cfg = S.SignificanceConfig.load("significance")
+    section = FinetuneSection.load("finetune")
+    names = [t.name for t in tasks.selected()]
+    shown = [t for t in tasks.TASKS.values() if t.name in names or t.scored_by in names]
+    scored, out = {}, {"config": {**asdict(cfg), "seeds": list(section.seeds), "interval": "bootstrap percentile",
+                                  "test": "approximate randomisation (paired, two-sided)"}, "tasks": {}, "suites": {}}
+    for task in tqdm(shown, desc="significance", unit="task", file=sys.stderr):
+        held = splits(task, tasks.task_dir(args.data, task), section.heldout).heldout
+        if not held:                                    # an unlabelled diagnostic set: nothing to score
+            continue
+        root = Path(args.models if task.trains else args.diagnostics)
+        scored[task.name] = {m: S.Scored(task, held, predictions(root / m / task.name, section.seeds)) for m in MODELS}
+        record = {m: S.interval([scored[task.name][m]], cfg) for m in MODELS}
+        if task.labels is not None:                     # classification: flag a model stuck on one class
+            for m in MODELS:
+                runs = predictions(root / m / task.name, section.seeds)
+                record[m]["one_class"] = all(len(set(map(str, p))) == 1 for p in runs)
+        record["units"] = scored[task.name]["bert"].n_units
+        for key, a, b in COMPARISONS:
+            record[key] = S.paired_test([scored[task.name][a]], [scored[task.name][b]], cfg)
+        out["tasks"][task.name] = record
+    for suite in tasks.SUITES:              # a suite counts the scored sets too (MNLI-mm), as the report does
+        members = [t.name for t in tasks.suite_tasks(suite, [s.name for s in shown])
+                   if not t.is_diagnostic and t.name in scored]
+        if not members:
+            continue
+        record = {"tasks": members,
+                  **{m: S.interval([scored[t][m] for t in members], cfg) for m in MODELS}}
+        for key, a, b in COMPARISONS:
+            record[key] = S.paired_test([scored[t][a] for t in members], [scored[t][b] for t in members], cfg)
+        out["suites"][suite] = record
+    write_json(args.metrics, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))
