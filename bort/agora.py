@@ -123,8 +123,9 @@ def sample_near(task: Task, misses: Sequence[dict], pool: Pool, embed: Callable[
 
 
 class Memo:
-    """`fn` over a list, computed once per distinct item within one Agora run: the embedder and
-    the labeler are fixed models, and a miss that recurs in the next round needs neither again."""
+    """`fn` over a list, computed once per distinct item: the embedder and the labeler are fixed
+    models, and a miss that recurs in the next round needs neither again (bort.finetune.runs keeps
+    one embedder memo for all the Agora runs of a worker; a text's embedding depends on it alone)."""
 
     def __init__(self, fn: Callable[[list], Sequence], key: Callable = lambda x: x):
         self.fn, self.key, self.known = fn, key, {}

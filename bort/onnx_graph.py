@@ -102,7 +102,8 @@ def session(model, threads: int = 0):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()     # OpenMP allows "4,2"
+    threads = threads or (int(omp) if omp.isdigit() else 0)
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 from bort import tasks as T
 from bort.arch import Arch, ROBERTA_VOCAB
+from bort.errors import BortError
 from bort.finetune import MODELS
 from bort.metrics import task_score
 
@@ -92,7 +93,7 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
     all of the suite's tasks with training data (the leaderboards leave the diagnostic sets out),
     left blank unless every one of them has a score. A model's cell is its metrics averaged over
     seeds, then -- with the significance stage's record -- the spread over seeds (±, sample sd of
-    the task score) and the 95% bootstrap interval of the task score; Bort's cell is marked † where
+    the task score) and the bootstrap interval of the task score; Bort's cell is marked † where
     it differs significantly from BERT's, Bort + Agora's * where it differs from Bort's; a model
     that predicts one class for every held-out instance is flagged (degenerate)."""
     significance = significance or {}
@@ -144,8 +145,8 @@ def task_rows(suite: str, finetune: Dict[str, Dict[str, dict]], floor: Dict[str,
 
 def seed_rows(finetune: Dict[str, Dict[str, dict]], names: Sequence[str]):
     """Each suite score seed by seed (the mean over the suite's tasks of that seed's task scores),
-    for each model: which conclusions hold in every seed. A suite is shown when every one of its
-    tasks with training data has every model's runs."""
+    for each model: which conclusions hold in every seed. A suite is shown when all its tasks are
+    among `names`; a model's row when it has runs on every one of them."""
     seeds = sorted({s for m in finetune.values() for r in m.values() for s in r.get("seeds", [])})
     header = ["suite", "model"] + [f"seed {s}" for s in seeds] + ["mean", "sd over seeds"]
     rows = []
@@ -157,12 +158,19 @@ def seed_rows(finetune: Dict[str, Dict[str, dict]], names: Sequence[str]):
             runs = [finetune.get(m, {}).get(t.name, {}).get("runs") for t in members]
             if any(not r for r in runs):
                 continue
-            by_seed = [sum(next(x["task_score"] for x in r if x["seed"] == s) for r in runs) / len(runs)
-                       for s in seeds]
+            by_seed = [sum(_seed_score(r, s, m) for r in runs) / len(runs) for s in seeds]
             mean = sum(by_seed) / len(by_seed)
             sd = (sum((v - mean) ** 2 for v in by_seed) / (len(by_seed) - 1)) ** 0.5 if len(by_seed) > 1 else 0.0
             rows.append([suite_label(suite), MODEL_NAMES[m], *[pct(v) for v in by_seed], pct(mean), pct(sd)])
     return header, rows
+
+
+def _seed_score(runs: List[dict], seed: int, model: str) -> float:
+    for run in runs:
+        if run["seed"] == seed:
+            return run["task_score"]
+    raise BortError(f"metrics/finetune: {model} has no run with seed {seed}, expected every seed of "
+                    "finetune.seeds (re-run `dvc repro`)")
 
 
 def suite_label(suite: str) -> str:
@@ -359,7 +367,7 @@ def timing_markdown(timing: Optional[dict]) -> str:
 def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], path,
                   significance: Optional[dict] = None) -> None:
     """Task score (mean of its metrics, %) per task: floor, BERT, Bort, Bort + Agora; each model's
-    bar with its 95% interval (the significance stage's) as an error bar."""
+    bar with its interval (the significance stage's) as an error bar."""
     import numpy as np
     from bort import plots
     shown = [t for t in T.TASKS.values()
@@ -381,7 +389,8 @@ def scores_figure(finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict], 
                error_kw={"elinewidth": 0.6, "capsize": 1.5})
     ax.set_xticks(np.arange(len(shown)) + width * (len(series) - 1) / 2)
     ax.set_xticklabels([t.label for t in shown], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("task score (%), held-out data\nmean over seeds, 95% interval")
+    level = (significance or {}).get("config", {}).get("confidence")
+    ax.set_ylabel("task score (%), held-out data\nmean over seeds" + (f", {100 * level:.0f}% interval" if level else ""))
     ax.legend(fontsize=8, ncol=4)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -19,11 +19,14 @@ scores every seed's predictions on that same resample; the statistic is the mean
 
 Resampling unit: an instance, except where a metric is defined over groups -- MultiRC's questions
 (EM: every answer option of a question right) and AX-g's male/female pairs (gender parity) -- so
-those resample whole groups (a cluster bootstrap, our reading).
+those resample whole groups (a cluster bootstrap, our reading). Questions that share a passage
+(BoolQ, RACE, ReCoRD, MultiRC's questions of one paragraph) are resampled one by one, as if
+independent: for those tasks the intervals are somewhat too narrow (our reading; RACE's 48
+held-out questions come from 16 passages).
 
 Speed: the statistic is vectorised over resamples. Every metric is a function of per-unit
-sufficient statistics summed over the resample (a confusion matrix; Pearson's sums), except
-Spearman's, which ranks each resample (scipy.stats.rankdata). tests/test_significance.py checks
+sufficient statistics summed over the resample (a confusion matrix, counts), except the
+correlations, which read each resample's pairs (Spearman ranks them, scipy.stats.rankdata). tests/test_significance.py checks
 each against bort.metrics (scikit-learn's and scipy's scorers) on random resamples.
 """
 from __future__ import annotations
@@ -106,10 +109,7 @@ class Scored:
             cells = np.zeros((len(instances), k * k))
             cells[np.arange(len(instances)), [code[g] * k + code[q] for g, q in zip(gold, preds)]] = 1
             return self._units(cells)
-        if name == "pearson":
-            x, y = np.asarray(gold, float), np.asarray(preds, float)
-            return self._units(np.stack([x, y, x * x, y * y, x * y, one], 1))
-        if name == "spearman":                          # unit = instance: raw pairs, ranked per resample
+        if name in ("pearson", "spearman"):             # unit = instance: raw pairs (Spearman ranks them)
             return np.stack([np.asarray(gold, float), np.asarray(preds, float)], 1)
         if name == "em":
             per_unit = np.ones(self.n_units, bool)
@@ -138,19 +138,22 @@ class Scored:
         """A Scored over 2n units: this model's (0..n-1), then `other`'s on the same units (n..2n-1)."""
         if other.task is not self.task or other.n_units != self.n_units:
             raise BortError(f"{self.task.name}: paired scores need the same held-out units")
-        seeds = min(len(next(iter(self.parts.values()))), len(next(iter(other.parts.values()))))
+        seeds = {len(p) for p in list(self.parts.values()) + list(other.parts.values())}
+        if len(seeds) != 1:
+            raise BortError(f"{self.task.name}: paired scores need the same seeds for both models")
         pair = object.__new__(Scored)
         pair.task, pair.unit, pair.n_units = self.task, None, 2 * self.n_units
-        pair.parts = {k: np.concatenate([self.parts[k][:seeds], other.parts[k][:seeds]], axis=1) for k in self.parts}
+        pair.parts = {k: np.concatenate([self.parts[k], other.parts[k]], axis=1) for k in self.parts}
         return pair
 
 
 def _metric(name: str, part: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Metric `name` per seed and resample: (seeds, *idx.shape[:-1])."""
     taken = part[:, idx]                                 # (seeds, ..., m, k)
+    if name == "pearson":
+        return _pearson_from_pairs(taken)
     if name == "spearman":
-        ranks = stats.rankdata(taken, axis=-2)
-        return _pearson_from_pairs(ranks)
+        return _pearson_from_pairs(stats.rankdata(taken, axis=-2))
     s = taken.sum(axis=-2)                               # (seeds, ..., k)
     with np.errstate(divide="ignore", invalid="ignore"):
         if name in ("acc", "em", "gender_parity", "record_f1", "record_em"):
@@ -174,24 +177,18 @@ def _metric(name: str, part: np.ndarray, idx: np.ndarray) -> np.ndarray:
             cov_pp, cov_tt = n * n - (p * p).sum(-1), n * n - (t * t).sum(-1)
             denom = cov_tt * cov_pp
             return np.where(denom > 0, cov_tp / np.sqrt(np.where(denom > 0, denom, 1)), 0.0)
-        if name == "pearson":
-            return _pearson(*(s[..., j] for j in range(6)))
     raise BortError(f"no resampling rule for metric {name!r}")
 
 
-def _pearson(sx, sy, sxx, syy, sxy, n):
-    """Pearson's r from sums; 0 where either side is constant (bort.metrics' rule)."""
-    vx, vy = sxx - sx * sx / n, syy - sy * sy / n
-    cov = sxy - sx * sy / n
-    tol = 1e-9 * np.maximum(sxx, 1.0)
-    ok = (vx > tol) & (vy > 1e-9 * np.maximum(syy, 1.0))
-    return np.where(ok, cov / np.sqrt(np.where(ok, vx * vy, 1)), 0.0)
-
-
 def _pearson_from_pairs(pairs: np.ndarray) -> np.ndarray:
+    """Pearson's r of (..., m, 2) pairs from centred values; 0 where either side is constant
+    (np.ptp == 0, bort.metrics' rule)."""
     x, y = pairs[..., 0], pairs[..., 1]
-    n = np.full(x.shape[:-1], x.shape[-1], float)
-    return _pearson(x.sum(-1), y.sum(-1), (x * x).sum(-1), (y * y).sum(-1), (x * y).sum(-1), n)
+    dx, dy = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
+    ok = (np.ptp(x, axis=-1) > 0) & (np.ptp(y, axis=-1) > 0)
+    denom = np.sqrt((dx * dx).sum(-1) * (dy * dy).sum(-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, (dx * dy).sum(-1) / np.where(ok, denom, 1), 0.0)
 
 
 def interval(scored: Sequence[Scored], cfg: SignificanceConfig) -> dict:

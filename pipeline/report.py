@@ -69,10 +69,11 @@ def main(argv=None) -> int:
                  "decoder, 2 token types, 512 positions).", "", report.to_markdown(header, rows), ""]
     significance = report.load_json(args.significance) or {}
     seeds = next((r["seeds"] for m in finetune.values() for r in m.values() if "seeds" in r), [])
+    level = significance.get("config", {}).get("confidence", 0.95)
     sections += [f"Every model is fine-tuned once per seed ({len(seeds)} seeds: {', '.join(map(str, seeds))}); a cell "
                  "shows the metrics averaged over the seeds, ± the sample standard deviation of the task score over "
-                 "the seeds, and [the 95% bootstrap interval of the task score] over held-out instances with the "
-                 "seeds pooled. † in Bort's column: Bort differs significantly from BERT on this task; * in Bort + "
+                 f"the seeds, and [the {100 * level:.0f}% bootstrap interval of the task score] over held-out instances "
+                 "with the seeds pooled. † in Bort's column: Bort differs significantly from BERT on this task; * in Bort + "
                  "Agora's: it differs significantly from Bort. \"(one class)\": every seed predicts the same class "
                  "for every held-out instance (a degenerate cell). ‡ in the floor's column: the TF-IDF floor beats "
                  "every fine-tuned model. The floor has no interval (one deterministic run).", ""]

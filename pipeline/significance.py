@@ -62,10 +62,10 @@ def main(argv=None) -> int:
         root = Path(args.models if task.trains else args.diagnostics)
         scored[task.name] = {m: S.Scored(task, held, predictions(root / m / task.name, section.seeds)) for m in MODELS}
         record = {m: S.interval([scored[task.name][m]], cfg) for m in MODELS}
-        if task.labels is not None:                     # classification: flag a model stuck on one class
-            for m in MODELS:
-                runs = predictions(root / m / task.name, section.seeds)
-                record[m]["one_class"] = all(len(set(map(str, p))) == 1 for p in runs)
+        for m in MODELS:                                # a class index or an option: one class throughout?
+            runs = predictions(root / m / task.name, section.seeds)
+            if all(isinstance(v, int) for p in runs for v in p):
+                record[m]["one_class"] = all(len(set(p)) == 1 for p in runs)
         record["units"] = scored[task.name]["bert"].n_units
         for key, a, b in COMPARISONS:
             record[key] = S.paired_test([scored[task.name][a]], [scored[task.name][b]], cfg)

@@ -63,6 +63,16 @@ def test_resampled_scores_equal_the_scorers(name):
         assert value == pytest.approx(reference(task, instances, seeds, scored.n_units, row), abs=1e-9)
 
 
+def test_nearly_constant_regression_predictions_score_like_scipy():
+    """Predictions that barely vary are not constant: Pearson's r as scipy gives it, not 0."""
+    rng = np.random.RandomState(6)
+    task = T.get_task("STS-B")
+    instances = [{"label": float(v)} for v in rng.rand(50) * 5]
+    seeds = [[2.5 + 1e-5 * (i["label"] - 2.5) + 1e-7 * rng.randn() for i in instances] for _ in range(3)]
+    value = S.Scored(task, instances, seeds).score(np.arange(50))
+    assert value == pytest.approx(reference(task, instances, seeds, 50, np.arange(50)), abs=1e-6) and value > 0.5
+
+
 def test_degenerate_predictions_score_like_sklearn():
     """One predicted class: F1 0, MCC 0 (sklearn's zero-division rules)."""
     rng = np.random.RandomState(0)
@@ -85,15 +95,72 @@ def test_interval_contains_the_score_and_narrows_with_more_data():
     assert again == small                                          # a fixed generator: repeatable
 
 
+def degrade(task, instances, seeds, rng, keep):
+    """The same instances, each prediction kept with probability `keep`, else a random label."""
+    n = len(task.labels)
+    return [[p if rng.rand() < keep else int(rng.randint(n)) for p in s] for s in seeds]
+
+
 def test_paired_test_finds_a_real_difference_and_not_a_null_one():
     rng = np.random.RandomState(3)
     task, instances, good = fake("RTE", 200, rng, quality=0.9)
-    _, _, bad = fake("RTE", 200, np.random.RandomState(3), quality=0.4)
+    bad = degrade(task, instances, good, rng, keep=0.3)
     a, b = S.Scored(task, instances, good), S.Scored(task, instances, bad)
     real = S.paired_test([a], [b], CFG)
     assert real["significant"] and real["difference"] > 0.2
     null = S.paired_test([a], [a], CFG)
     assert not null["significant"] and null["difference"] == 0.0
+
+
+def test_suite_paired_test_equals_a_brute_force_swap():
+    """The suite test's statistic under fixed swap masks equals the suite difference recomputed by
+    hand from swapped predictions, task by task (the index mapping of paired_test)."""
+    rng = np.random.RandomState(5)
+    parts_a, parts_b, raw = [], [], []
+    for name, n in (("RTE", 30), ("CoLA", 20), ("MRPC", 25)):
+        task, instances, seeds = fake(name, n, rng, quality=0.8)
+        worse = degrade(task, instances, seeds, rng, keep=0.5)
+        parts_a.append(S.Scored(task, instances, seeds))
+        parts_b.append(S.Scored(task, instances, worse))
+        raw.append((task, instances, seeds, worse))
+    total = sum(p.n_units for p in parts_a)
+    masks = rng.rand(4, total) < 0.5                      # True: swap that unit
+    x = np.where(masks, np.arange(total) + total, np.arange(total))
+    y = np.where(masks, np.arange(total), np.arange(total) + total)
+    captured = {}
+
+    def fake_permutation_test(data, statistic, **kw):
+        captured["value"] = statistic(x, y, axis=-1)
+        return type("R", (), {"statistic": statistic(*data, axis=-1), "pvalue": 0.5})()
+    original = S.stats.permutation_test
+    S.stats.permutation_test = fake_permutation_test
+    try:
+        result = S.paired_test(parts_a, parts_b, CFG)
+    finally:
+        S.stats.permutation_test = original
+    expected_observed = np.mean([reference(t, i, a, 0, np.arange(len(i))) - reference(t, i, b, 0, np.arange(len(i)))
+                                 for t, i, a, b in raw])
+    assert result["difference"] == pytest.approx(expected_observed, abs=1e-9) and result["difference"] > 0
+    offset = 0
+    by_task = []
+    for t, i, a, b in raw:
+        m = masks[:, offset:offset + len(i)]
+        offset += len(i)
+        sa = [[[bb[j] if m[r, j] else aa[j] for j in range(len(i))] for aa, bb in zip(a, b)] for r in range(4)]
+        sb = [[[aa[j] if m[r, j] else bb[j] for j in range(len(i))] for aa, bb in zip(a, b)] for r in range(4)]
+        by_task.append([reference(t, i, sa[r], 0, np.arange(len(i))) - reference(t, i, sb[r], 0, np.arange(len(i)))
+                        for r in range(4)])
+    assert captured["value"] == pytest.approx(np.mean(by_task, axis=0), abs=1e-9)
+
+
+def test_macro_f1_counts_only_the_classes_in_the_resample():
+    """CB's three classes: a resample without any 'neutral' in gold or predictions averages two."""
+    task = T.get_task("CB")
+    instances = [{"label": g} for g in (0, 0, 1, 1, 2, 2)]
+    seeds = [[0, 1, 1, 1, 2, 0]] * 3
+    scored = S.Scored(task, instances, seeds)
+    for idx in (np.arange(6), np.array([0, 4, 5, 0, 5, 4])):
+        assert scored.score(idx) == pytest.approx(reference(task, instances, seeds, 6, idx), abs=1e-12)
 
 
 def test_suite_interval_averages_the_tasks():

@@ -86,6 +86,14 @@ class TaskModel:
         """The frozen part's cache as a fit on `train` builds it (a resumed run's replay)."""
         trainer.warm_cache(self, train)
 
+    def fill_cache(self, instances: Sequence[dict]) -> None:
+        """The frozen states of every row of `instances`, computed in one pass in a fixed order
+        (by length, then position) before any run trains: a cache shared by the runs of several
+        seeds then holds the same states whichever run, in whichever worker, came first."""
+        if self.frozen is not None:
+            rows, keys, _ = self.rows(list(instances))
+            self.frozen.states(rows, keys, cache=True)
+
     def predict(self, instances: Sequence[dict], batch_size: int = 64) -> list:
         """Label index / float score / option index / entity string, per instance."""
         out: list = [None] * len(instances)

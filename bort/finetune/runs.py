@@ -6,8 +6,9 @@ so it starts as soon as both have finished. The runs go to `workers` one-thread 
 (bort.workers): on a 2-core CPU that is 1.35x the throughput of one two-thread process, and the
 results are the same for any number of workers, because every run seeds itself and always has
 one thread. Inside a worker the runs of one model share the frozen part's cached states
-(bort.finetune.frozen: a function of the row and the untouched encoder alone), and the Agora runs
-share the embedder and its memo. On GPU contexts (params.yaml `device`) the runs go one after
+(bort.finetune.frozen), filled in one fixed pass over the training rows before a run trains
+(TaskModel.fill_cache), so a run reads the same states whichever run came first; the Agora runs
+share the embedder and its memo (a text's embedding depends on the text alone). On GPU contexts (params.yaml `device`) the runs go one after
 another in this process instead: bort.device decides, not this module.
 
 Each run writes its own folder (weights, held-out predictions, submission) and returns its
@@ -106,7 +107,9 @@ def fine_tune(which: str, seed: int) -> dict:
     task, data, layout, ctx = (_STATE[k] for k in ("task", "data", "layout", "ctx"))
     cfg = _STATE["section"].model(which, len(data.train))
     model = new_model(task, layout.encoder(which), cfg, ctx, seed, _STATE["frozen"][which])
-    losses = model.fit(evaluate.training_set(cfg, data), checkpoint_dir=layout.checkpoint(which, task, seed))
+    train = evaluate.training_set(cfg, data)
+    model.fill_cache([i for i in train if task.shape.trainable(i)])   # the same states for every seed
+    losses = model.fit(train, checkpoint_dir=layout.checkpoint(which, task, seed))
     return evaluate.write(task, which, model, data, {"epoch_losses": losses}, layout)
 
 
