@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -159,8 +160,7 @@ def seed_rows(finetune: Dict[str, Dict[str, dict]], names: Sequence[str]):
             if any(not r for r in runs):
                 continue
             by_seed = [sum(_seed_score(r, s, m) for r in runs) / len(runs) for s in seeds]
-            mean = sum(by_seed) / len(by_seed)
-            sd = (sum((v - mean) ** 2 for v in by_seed) / (len(by_seed) - 1)) ** 0.5 if len(by_seed) > 1 else 0.0
+            mean, sd = statistics.mean(by_seed), statistics.stdev(by_seed) if len(by_seed) > 1 else 0.0
             rows.append([suite_label(suite), MODEL_NAMES[m], *[pct(v) for v in by_seed], pct(mean), pct(sd)])
     return header, rows
 

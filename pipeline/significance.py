@@ -60,12 +60,12 @@ def main(argv=None) -> int:
         if not held:                                    # an unlabelled diagnostic set: nothing to score
             continue
         root = Path(args.models if task.trains else args.diagnostics)
-        scored[task.name] = {m: S.Scored(task, held, predictions(root / m / task.name, section.seeds)) for m in MODELS}
+        runs = {m: predictions(root / m / task.name, section.seeds) for m in MODELS}     # read once
+        scored[task.name] = {m: S.Scored(task, held, runs[m]) for m in MODELS}
         record = {m: S.interval([scored[task.name][m]], cfg) for m in MODELS}
         for m in MODELS:                                # a class index or an option: one class throughout?
-            runs = predictions(root / m / task.name, section.seeds)
-            if all(isinstance(v, int) for p in runs for v in p):
-                record[m]["one_class"] = all(len(set(p)) == 1 for p in runs)
+            if all(isinstance(v, int) for p in runs[m] for v in p):
+                record[m]["one_class"] = all(len(set(p)) == 1 for p in runs[m])
         record["units"] = scored[task.name]["bert"].n_units
         for key, a, b in COMPARISONS:
             record[key] = S.paired_test([scored[task.name][a]], [scored[task.name][b]], cfg)
