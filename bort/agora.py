@@ -142,7 +142,11 @@ class Memo:
 
 
 def guard(task: Task, points: Sequence[dict], forbidden: Set[tuple], where: str) -> None:
-    """Agora must never see a held-out point; fail loudly if one slips in."""
+    """Agora must never see a held-out point; fail loudly if one slips in. On the splits
+    bort.finetune.heldout makes, the checks of the training set and of Agora's dev split cannot
+    fire (a held-out unit whose input is in training or in Agora's dev is dropped there, and dev
+    is split by group); they catch a caller with other splits. The check of each round's points
+    protects Agora's own new points, which a neighbour swap could make equal to a held-out one."""
     leaked = [p["id"] for p in points if task.shape.inputs(p) in forbidden]
     if leaked:
         raise AssertionError(f"Agora {where} contains {len(leaked)} held-out point(s), e.g. {leaked[:3]}")

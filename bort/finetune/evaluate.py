@@ -70,6 +70,7 @@ def summary(task: Task, which: str, cfg, data, runs: Sequence[dict], **more) -> 
            "heldout_examples": runs[0]["heldout_examples"], "seeds": [r["seed"] for r in runs],
            "runs": [{k: v for k, v in r.items() if k not in ("task", "model", "heldout", "heldout_examples")}
                     for r in runs], **more}
+    out["heldout_split"] = data.counts()       # the held-out rules' counts (bort.finetune.heldout)
     if data.train:
         out["train_examples"] = len(training_set(cfg, data))
     if runs[0]["scores"] is None:

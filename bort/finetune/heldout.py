@@ -3,11 +3,24 @@
 Honest evaluation (README, "What the pipeline does"): Agora reads dev, so a dev score after Agora
 is no longer a fair estimate. The scores we report come from data Agora never saw -- the labelled
 test split (the embedded data), or, for the official files whose test labels are hidden, a fixed
-seeded half of dev; the other half is Agora's. The int8 stage reads the same split.
+seeded half of dev; the other half is Agora's. The int8 stage reads the same split, and the
+prepare stage scores the TF-IDF floor on it.
+
+Two rules make the held-out split hold on the official files, for every model and the floor
+alike (our reading; issue 22 found both):
+- A held-out unit whose input (`shape.inputs`) also occurs in the training split is dropped from
+  the held-out split and counted (`dropped_train_overlap`), never removed from training: every
+  model trains on the official training split, and the scores should measure inputs no model has
+  trained on (official STS-B's train and dev share 6 sentence pairs). With the labelled test
+  split, a test unit whose input occurs in dev is dropped too (`dropped_dev_overlap`): Agora reads
+  all of dev there.
+- Dev is split by group (`shape.groups`: a WSC text, a MultiRC question, a ReCoRD or RACE passage,
+  and any rows with equal inputs), so no input is on both sides of the halves (official WSC's
+  val.jsonl asks about one text in several rows).
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import numpy as np
 
@@ -28,6 +41,21 @@ class Splits(NamedTuple):
     heldout: List[dict]            # what the reported scores are measured on
     note: str                      # which of the two, as the metrics and the report say it
     test: List[dict]               # the whole test split (for the leaderboard submission)
+    dropped_train_overlap: int = 0  # held-out units left out because their input is in train
+    dropped_dev_overlap: int = 0   # ... because it is in Agora's dev (test split only)
+    dev_groups: int = 0            # the groups dev is split by (dev_half), or has (test)
+
+    def counts(self) -> dict:
+        """The rules' counts, as the metrics record them."""
+        return {"dropped_train_overlap": self.dropped_train_overlap,
+                "dropped_dev_overlap": self.dropped_dev_overlap, "dev_groups": self.dev_groups}
+
+
+def drop_seen(shape, held: List[dict], seen: List[dict]) -> Tuple[List[dict], int]:
+    """`held` without the units whose input occurs in `seen`, and how many were left out."""
+    known = {shape.inputs(i) for i in seen}
+    kept = [i for i in held if shape.inputs(i) not in known]
+    return kept, len(held) - len(kept)
 
 
 def splits(task: Task, directory, policy: str) -> Splits:
@@ -47,11 +75,15 @@ def splits(task: Task, directory, policy: str) -> Splits:
         mode = "test" if labelled_test else "dev_half"
     else:
         mode = policy
+    groups = task.shape.groups(dev)
     if mode == "test":
         if not labelled_test:
             raise BortError(f"finetune.heldout is 'test' but {task.name}'s test split has no labels; "
                             "expected 'dev_half' for the official files")
-        return Splits(train, dev, labelled_test, TEST, test)
-    rng = np.random.RandomState(SEED)
-    agora_dev, held = task.shape.hold_out(dev, rng.permutation(len(dev)), rng)
-    return Splits(train, agora_dev, held, DEV_HALF, test)
+        agora_dev, held, note = dev, labelled_test, TEST
+    else:
+        agora_dev, held = task.shape.hold_out(dev, groups, np.random.RandomState(SEED))
+        note = DEV_HALF
+    held, in_train = drop_seen(task.shape, held, train)
+    held, in_dev = drop_seen(task.shape, held, agora_dev)   # none with dev_half: inputs are grouped
+    return Splits(train, agora_dev, held, note, test, in_train, in_dev, len(groups))

@@ -69,6 +69,10 @@ class Race(Copa):
     def segments(self, inst) -> List[str]:
         return ["question"]
 
+    def group(self, inst):
+        """The passage: its questions all read it."""
+        return inst["text_a"]
+
     def submission_value(self, task, pred):
         return LETTERS[pred]
 

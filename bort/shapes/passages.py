@@ -4,8 +4,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import List
 
-import numpy as np
-
 from bort.errors import at
 from bort.shapes.base import Options, Row, has_gold, require
 from bort.shapes.sentences import Pair, Single
@@ -48,10 +46,9 @@ class MultiRC(Pair):
     def segments(self, inst) -> List[str]:
         return ["text_b"]
 
-    def hold_out(self, dev, order, rng):
-        groups = sorted({i["group"] for i in dev})
-        held = set(np.array(groups)[rng.permutation(len(groups))[:len(groups) // 2]])
-        return [i for i in dev if i["group"] not in held], [i for i in dev if i["group"] in held]
+    def group(self, inst):
+        """The question: its answer options are read (and scored, by EM) together."""
+        return inst["group"]
 
     def submission_rows(self, task, instances, preds) -> list:
         """Answers nested under their passage and question, as the leaderboard reads them."""
@@ -111,6 +108,10 @@ class Record(Options, Single):
 
     def segments(self, inst) -> List[str]:
         return ["query"]
+
+    def group(self, inst):
+        """The passage: its queries all read it."""
+        return inst["text_a"]
 
     def compatible(self, inst, key, text) -> bool:
         return text != inst[key] and "@placeholder" in text

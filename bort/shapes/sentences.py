@@ -4,8 +4,6 @@ from __future__ import annotations
 import re
 from typing import List, Tuple
 
-import numpy as np
-
 from bort.errors import at
 from bort.shapes.base import Classes, Row, Score, has_gold, label_index, require
 
@@ -67,10 +65,40 @@ class Single(Classes):
         return point
 
     # ---- held-out half of dev ----
-    def hold_out(self, dev: list, order: np.ndarray, rng) -> Tuple[list, list]:
-        """(Agora's half, the held-out half) of dev from a seeded permutation `order`."""
-        half = len(dev) // 2
-        return [dev[j] for j in sorted(order[half:])], [dev[j] for j in sorted(order[:half])]
+    def group(self, inst):
+        """What makes two instances the same or a near-same input, so that dev is split by it
+        (`hold_out`): here the inputs themselves; a shape whose rows share a text (a WSC text, a
+        MultiRC question, a ReCoRD or RACE passage) says so."""
+        return self.inputs(inst)
+
+    def groups(self, dev: list) -> List[List[int]]:
+        """Dev's groups as lists of row indices, in the order of their first row: rows with an equal
+        `group` or equal `inputs` are joined (transitively), so no input is in two groups."""
+        parent = list(range(len(dev)))
+
+        def root(j):
+            while parent[j] != j:
+                parent[j] = parent[parent[j]]
+                j = parent[j]
+            return j
+        first = {}
+        for j, inst in enumerate(dev):
+            for key in (("group", self.group(inst)), ("inputs", self.inputs(inst))):
+                k = first.setdefault(key, j)
+                a, b = root(j), root(k)
+                parent[max(a, b)] = min(a, b)       # the root is a group's first row
+        members: dict = {}
+        for j in range(len(dev)):
+            members.setdefault(root(j), []).append(j)
+        return list(members.values())
+
+    def hold_out(self, dev: list, groups: List[List[int]], rng) -> Tuple[list, list]:
+        """(Agora's half, the held-out half) of dev, both in file order: a seeded permutation of
+        `groups` (`self.groups(dev)`), its first half of the groups held out. When every group is
+        one row this is the row-level split the harness made before groups existed."""
+        order = rng.permutation(len(groups))
+        held = {j for g in order[:len(groups) // 2] for j in groups[g]}
+        return [x for j, x in enumerate(dev) if j not in held], [x for j, x in enumerate(dev) if j in held]
 
     # ---- leaderboard ----
     def submission_rows(self, task, instances, preds) -> list:
@@ -134,6 +162,11 @@ class WSC(Pair):
 
     def segments(self, inst) -> List[str]:
         return ["text_a"]
+
+    def group(self, inst):
+        """The text, spaces aside: the official val.jsonl asks about one text in several rows
+        (other spans, or the same spans again), some spaced differently ("album." / "album .")."""
+        return "".join(inst["text_a"].split())
 
     def compatible(self, inst, key, text) -> bool:
         target = inst["fields"]["target"]
