@@ -42,6 +42,8 @@ from bort.errors import BortError
 from bort.params import ParamError, Section, positive
 
 BATCH = 500                    # resamples scored at once (bounds memory: seeds x batch x units x stats)
+#: the paired comparisons: (name, model A, model B); the difference is A - B
+COMPARISONS = (("bert_vs_bort", "bert", "bort"), ("agora_vs_bort", "bort-agora", "bort"))
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bort.finetune import MODELS                                              # noqa: E402
+from bort.significance import COMPARISONS                                     # noqa: E402
+
 TIMED = {"metrics/timing.json", "metrics/pretrain_speed.json", "reports/timing.md", "reports/timing.png"}
 SIGNIFICANCE = Path("metrics/significance.json")
-MODELS = ("bert", "bort", "bort-agora")
-COMPARISONS = ("bert_vs_bort", "agora_vs_bort")
 
 
 def digests():
@@ -56,7 +59,7 @@ def conclusions(record: dict) -> dict:
     out = {}
     for where in ("tasks", "suites"):
         for name, r in sorted(record.get(where, {}).items()):
-            for key in COMPARISONS:
+            for key, _, _ in COMPARISONS:
                 if key in r:
                     out[f"{where}/{name}/{key}"] = ("significant" if r[key]["significant"] else "not significant") + \
                         (", A > B" if r[key]["difference"] > 0 else ", A <= B")

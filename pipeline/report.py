@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, report, tasks                                           # noqa: E402
+from bort import cli, report, report_architecture, tasks                      # noqa: E402
 from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, Layout                                      # noqa: E402
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                 f"{student} chosen by the extraction (`extract`), distilled by `pretrain`. Scores are percentages "
                 "on held-out data that Agora never saw (the column *measured on* says which); published "
                 "numbers are the paper's test-server scores at paper scale, shown for reference only.", ""]
-    header, rows = report.architecture_rows(source, student)
+    header, rows = report_architecture.architecture_rows(source, student)
     write_text(out / "architectures.csv", to_csv(header, rows))
     sections += ["## Architectures: published vs counted", "",
                  "Counted = the analytic count, equal to an instantiated GluonNLP 0.10 BERTModel (pooler, no "
@@ -99,10 +99,10 @@ def main(argv=None) -> int:
     write_text(out / "agora.csv", to_csv(header, rows))
     sections += ["## Agora rounds", "", "Measured on Agora's own split of dev (which it reads); the labeler is "
                  "the fine-tuned source model of the same task and seed.", "", report.to_markdown(header, rows), ""]
-    header, rows = report.front_rows(args.candidates)
+    header, rows = report_architecture.front_rows(args.candidates)
     write_text(out / "front.csv", to_csv(header, rows))
     if extract:
-        sections += report.extraction_section(extract, header, rows)
+        sections += report_architecture.extraction_section(extract, header, rows)
     if pretrain:
         sections += ["## Pretraining by distillation", "",
                      f"Held-out hidden-state distillation loss of the student {student}: untrained (teacher "
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     sections += ["Timing lives in [timing.md](timing.md) (never byte-identical).", "",
                  "![scores](scores.png)", ""]
     write_text(out / "report.md", "\n".join(sections))
-    write_text(out / "timing.md", report.timing_markdown(report.load_json(args.timing)))
+    write_text(out / "timing.md", report_architecture.timing_markdown(report.load_json(args.timing)))
     report.scores_figure(finetune, floor, out / "scores.png", significance)
     return 0
 

@@ -28,8 +28,6 @@ from bort.finetune.heldout import splits                                      # 
 from bort.io import write_json                                                # noqa: E402
 
 log = logging.getLogger("significance")
-#: the paired comparisons: (name, model A, model B); the difference is A - B
-COMPARISONS = (("bert_vs_bort", "bert", "bort"), ("agora_vs_bort", "bort-agora", "bort"))
 
 
 def predictions(folder: Path, seeds) -> list:
@@ -67,7 +65,7 @@ def main(argv=None) -> int:
             if all(isinstance(v, int) for p in runs[m] for v in p):
                 record[m]["one_class"] = all(len(set(p)) == 1 for p in runs[m])
         record["units"] = scored[task.name]["bert"].n_units
-        for key, a, b in COMPARISONS:
+        for key, a, b in S.COMPARISONS:
             record[key] = S.paired_test([scored[task.name][a]], [scored[task.name][b]], cfg)
         out["tasks"][task.name] = record
     for suite in tasks.SUITES:              # a suite counts the scored sets too (MNLI-mm), as the report does
@@ -77,7 +75,7 @@ def main(argv=None) -> int:
             continue
         record = {"tasks": members,
                   **{m: S.interval([scored[t][m] for t in members], cfg) for m in MODELS}}
-        for key, a, b in COMPARISONS:
+        for key, a, b in S.COMPARISONS:
             record[key] = S.paired_test([scored[t][a] for t in members], [scored[t][b] for t in members], cfg)
         out["suites"][suite] = record
     write_json(args.metrics, out)
