@@ -41,11 +41,11 @@ from typing import Callable, List, Sequence, Set, Tuple
 
 import numpy as np
 
+from bort.corpus import task_texts
 from bort.finetune import AgoraConfig
 from bort.tasks import Task
 
 log = logging.getLogger(__name__)
-SEGMENT_KEYS = ("text_a", "text_b", "question", "query")     # the text segments of an instance
 
 
 def pool_texts(training_sets: Sequence[Sequence[dict]], corpus_lines: Sequence[str], per_task: int,
@@ -55,7 +55,7 @@ def pool_texts(training_sets: Sequence[Sequence[dict]], corpus_lines: Sequence[s
     rng = np.random.RandomState(seed)
     texts = set()
     for instances in training_sets:
-        seen = sorted({inst[k] for inst in instances for k in SEGMENT_KEYS if isinstance(inst.get(k), str)})
+        seen = task_texts(instances)
         take = rng.permutation(len(seen))[:per_task]
         texts.update(seen[j] for j in sorted(take))
     sentences = sorted({s.strip() for line in corpus_lines for s in re.split(r"(?<=[.!?])\s+", line)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Sequence
 
 from bort.errors import at
 
+TEXT_KEYS = ("text_a", "text_b", "question", "query")     # the text segments of a task instance
 _MARKUP = re.compile(r"[*=~^`|]{3,}|::|\.\. ")
 
 
@@ -50,3 +51,23 @@ def user_documents(folder) -> List[str]:
     for path in files:
         docs.extend(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return docs
+
+
+def task_texts(instances: Sequence[dict]) -> List[str]:
+    """The distinct text segments (`TEXT_KEYS`) of a task's instances, sorted: unlabelled text in
+    the task's own domain -- what task-specific distillation adds to the corpus (TinyBERT, arXiv
+    1909.10351, distils on the task's data), and what Agora's pool draws on. Only ever called with
+    training splits, so no held-out text reaches the student."""
+    return sorted({inst[k] for inst in instances for k in TEXT_KEYS if isinstance(inst.get(k), str)})
+
+
+def training_texts(data_root) -> List[str]:
+    """`task_texts` of the training split of every task prepared under `data_root` (the prepare
+    stage writes the tasks of params.yaml `tasks`), task by task in registry order."""
+    from bort import tasks
+    out: List[str] = []
+    for task in tasks.TASKS.values():
+        folder = tasks.task_dir(data_root, task)
+        if task.trains and folder.is_dir():
+            out.extend(task_texts(tasks.load_split(task, folder, "train")))
+    return out

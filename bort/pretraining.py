@@ -80,6 +80,7 @@ class PretrainConfig(Section):
     mask_rate: float = 0.15
     checkpoint_every: int = 50
     train_chunks: int = 1024
+    task_texts: bool = False          # also distil on the prepared tasks' unlabelled training texts
     heldout_chunks: int = 64
     seed: int = 0
     mlm_weight: float = 0.1           # mlm_kl only: student MLM cross-entropy (companion --mlm_weight)

@@ -181,22 +181,46 @@ def _uncertainty(result: Optional[dict], record: dict, model: str) -> str:
 
 def degenerate_cells(significance: dict, finetune: Dict[str, Dict[str, dict]], floor: Dict[str, dict],
                      names: Sequence[str]) -> List[str]:
-    """The report's list of cells that are a defect of the set-up until explained: a model whose
-    every seed predicts one class, and tasks where the TF-IDF floor beats every model."""
-    one_class, floor_wins = [], []
+    """The report's list of cells that are a defect of the set-up until explained, each with the
+    cause the metrics measure: a model whose every seed predicts one class (did it train? its last
+    epoch's training loss against chance, ln of the label count; a diagnostic set is predicted by
+    its parent's model), and a task where the TF-IDF floor beats every model (inside the best
+    model's interval, or below it)."""
+    lines = []
     for name in [n for n in T.TASKS if n in names]:
-        record = significance.get("tasks", {}).get(name, {})
-        stuck = [MODEL_NAMES[m] for m in MODELS if record.get(m, {}).get("one_class")]
-        if stuck:
-            one_class.append(f"{T.TASKS[name].label} ({', '.join(stuck)})")
-        scores = [finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS]
-        if name in floor and all(s is not None for s in scores) and task_score(T.TASKS[name], floor[name]) > max(scores):
-            floor_wins.append(T.TASKS[name].label)
-    if not one_class and not floor_wins:
-        return []
-    return [f"One class for every held-out instance, in every seed: {', '.join(one_class) or 'none'}.",
-            f"The TF-IDF floor beats every fine-tuned model: {', '.join(floor_wins) or 'none'}.",
-            "What causes each, measured on the embedded default, is in README.md (\"Degenerate cells\")."]
+        task, record = T.TASKS[name], significance.get("tasks", {}).get(name, {})
+        for model in [m for m in MODELS if record.get(m, {}).get("one_class")]:
+            lines.append(f"{task.label}, {MODEL_NAMES[model]}: one class for every held-out instance in every seed; "
+                         + _one_class_cause(task, finetune.get(model, {})))
+        scores = {m: finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS}
+        if name in floor and all(v is not None for v in scores.values()) and \
+                task_score(task, floor[name]) > max(scores.values()):
+            best = max(MODELS, key=lambda m: scores[m])
+            low, high = record.get(best, {}).get("low"), record.get(best, {}).get("high")
+            inside = low is not None and low <= task_score(task, floor[name]) <= high
+            lines.append(f"{task.label}: the TF-IDF floor ({pct(task_score(task, floor[name]))}) beats every model; "
+                         + (f"it lies inside the best model's interval ({MODEL_NAMES[best]}, [{pct(low)}, {pct(high)}]): "
+                            "sampling noise, not a finding." if inside else
+                            f"it lies above the best model's interval ({MODEL_NAMES[best]}, [{pct(low)}, {pct(high)}])."))
+    return lines
+
+
+def _one_class_cause(task, runs_by_task: Dict[str, dict]) -> str:
+    """What the training records say of a one-class cell: the model's (or its parent's) last
+    epoch's training loss per seed, against the loss of a uniform guess."""
+    import math
+    trained = T.TASKS[task.scored_by] if task.scored_by else task
+    result = runs_by_task.get(trained.name, {})
+    losses = [r["epoch_losses"][-1] for r in result.get("runs", []) if r.get("epoch_losses")]
+    if not losses or trained.labels is None:
+        return "no training record to say why."
+    chance = math.log(len(trained.labels))
+    where = f"its parent {trained.label}'s model" if task.scored_by else "the model"
+    verdict = ("did not train" if min(losses) > 0.9 * chance else
+               "trained, yet predicts one class here" + (": the set lies outside its parent's training data"
+                                                         if task.scored_by else ""))
+    return (f"{where} {verdict} (last-epoch training loss {', '.join(f'{v:.2f}' for v in losses)} "
+            f"against {chance:.2f} for a uniform guess).")
 
 
 def significance_counts(significance: dict, finetune: Dict[str, Dict[str, dict]], names: Sequence[str]) -> List[str]:
@@ -225,8 +249,63 @@ def significance_counts(significance: dict, finetune: Dict[str, Dict[str, dict]]
 
 
 # ---------------------------------------------------------------------------------------------
-# Agora rounds, Bort in int8
+# the settings chosen on dev, Agora rounds, Bort in int8
 # ---------------------------------------------------------------------------------------------
+
+def settings_rows(finetune: Dict[str, Dict[str, dict]]):
+    """Per task, each searched model's grid with its Agora-dev task scores (the chosen point in
+    bold), the decision thresholds fitted on dev, and the held-out rows the split rules dropped."""
+    header = ["task", "model", "settings tried: Agora-dev task score (first seed)", "chosen",
+              "decision threshold per seed", "held-out rows dropped (input in training / in Agora's dev)"]
+    rows = []
+    for task in T.TASKS.values():
+        for model in MODELS[:2]:
+            result = finetune.get(model, {}).get(task.name)
+            if not result:
+                continue
+            search = result.get("settings_search", {})
+            tried = "; ".join(("**{}**" if c["setting"] == search["chosen"] else "{}").format(
+                f"{_setting(c['setting'])}: {pct(c['agora_dev_task_score'])}") for c in search.get("candidates", []))
+            thresholds = [r["decision"]["threshold"] for r in result["runs"] if "decision" in r]
+            split = result.get("heldout_split", {})
+            rows.append([task.label, MODEL_NAMES[model], tried or "(no search)",
+                         _setting(search["chosen"]) if search else "params.yaml",
+                         ", ".join(f"{t:.3f}" for t in thresholds) or "argmax",
+                         f"{split.get('dropped_train_overlap', 0)} / {split.get('dropped_dev_overlap', 0)}"])
+    return header, rows
+
+
+def witness_rows(witness: Optional[dict], finetune: Dict[str, Dict[str, dict]], significance: dict):
+    """The learnability witness (bort.witness) beside the models' cells, per witnessed task, with
+    the verdict the measurements allow: learnable when the witness's interval -- or any model's --
+    lies above the floor and the majority class; at chance by construction when the witness fits
+    its training rows and still is not; unknown when nothing fits them (training loss near that
+    of a uniform guess), because then the witness measures its own set-up, not the task."""
+    import math
+    header = ["task", "witness: source fully fine-tuned [95% interval]", "its last training loss", "TF-IDF floor",
+              "majority", "BERT / Bort / Bort + Agora [lowest interval end]", "learnable from its training rows"]
+    rows = []
+    for name in [n for n in T.TASKS if n in (witness or {}).get("tasks", {})]:
+        task, r = T.TASKS[name], witness["tasks"][name]
+        ref = max([v for v in (r.get("floor"), r.get("majority")) if v is not None], default=None)
+        cells = significance.get("tasks", {}).get(name, {})
+        above = [MODEL_NAMES[m] for m in MODELS if ref is not None and cells.get(m, {}).get("low", -1) > ref]
+        chance = math.log(len(task.labels)) if task.labels else None
+        fits = chance is None or r["epoch_losses"][-1] < 0.9 * chance
+        verdict = ("yes: the witness learns it" if r["learnable"] else f"yes: {', '.join(above)} learns it" if above
+                   else "no: at chance by construction (the witness fits its training rows)" if fits
+                   else "unknown: nothing fits its training rows, the witness included")
+        models = " / ".join(pct(finetune.get(m, {}).get(name, {}).get("task_score")) for m in MODELS)
+        low = min((cells.get(m, {}).get("low") for m in MODELS if m in cells), default=None)
+        rows.append([task.label, f"{pct(r['task_score'])} [{pct(r['interval']['low'])}, {pct(r['interval']['high'])}]",
+                     f"{r['epoch_losses'][-1]:.3f}" + (f" (uniform guess {chance:.3f})" if chance else ""),
+                     pct(r.get("floor")), pct(r.get("majority")), f"{models} [{pct(low)}]", verdict])
+    return header, rows
+
+
+def _setting(setting: dict) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(setting.items()))
+
 
 def agora_rows(finetune: Dict[str, Dict[str, dict]]):
     """Every Agora round of every seed's run."""

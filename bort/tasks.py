@@ -77,6 +77,7 @@ class Task:
     long_inputs: bool = False       # passages: encoded up to finetune's max_len_passage
     display_name: Optional[str] = None  # the leaderboards' spelling, when the key differs
     variants: Dict[str, Tuple[Variant, ...]] = field(default_factory=dict)  # split -> other files, in order
+    decision_threshold: bool = False  # two classes: predict 1 above a P(1) threshold fitted on Agora's dev
 
     @property
     def trains(self) -> bool:
@@ -174,7 +175,7 @@ TASKS: Dict[str, Task] = {t.name: t for t in [
     Task("COPA", "superglue", "COPA", "jsonl", S.Copa(), _SG, ("premise", "question", "choice1", "choice2"),
          "label", None, ("acc",), id_field="idx"),
     Task("MultiRC", "superglue", "MultiRC", "jsonl", S.MultiRC(), _SG, ("passage",), "label", (0, 1),
-         ("f1a", "em"), id_field="idx", long_inputs=True),
+         ("f1a", "em"), id_field="idx", long_inputs=True, decision_threshold=True),
     Task("ReCoRD", "superglue", "ReCoRD", "jsonl", S.Record(), _SG, ("passage", "qas"), "answers", None,
          ("record_f1", "record_em"), id_field="idx", long_inputs=True),
     Task("SuperGLUE-RTE", "superglue", "RTE", "jsonl", S.Pair(), _SG, ("premise", "hypothesis"), "label",

@@ -20,7 +20,7 @@ from bort import cli, device, tasks                                           # 
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, evaluate, seed_dir  # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
-from bort.finetune.model import load_trained                                  # noqa: E402
+from bort.finetune.model import load_trained, trained_config                  # noqa: E402
 from bort.io import atomic_dir, write_json                                    # noqa: E402
 
 PATHS = {"data": "the task folders (prepare stage)", "teacher": "the source model folder (BERT)",
@@ -42,17 +42,16 @@ def main(argv=None) -> int:
     ctx = device.contexts()[:1]                               # inference: the first context
     records = {}
     parent_tasks = [tasks.get_task(name) for name in sorted({t.scored_by for t in scored})]
-    sizes = {p.name: len(tasks.load_split(p, tasks.task_dir(args.data, p), "train")) for p in parent_tasks}
     data = {t.name: splits(t, tasks.task_dir(args.data, t), section.heldout) for t in scored}   # read once
     with atomic_dir(args.out) as out:
         for which in [m for m in MODELS if m in args.model]:
             for parent in parent_tasks:
-                cfg = section.model(which, sizes[parent.name])    # the settings the parent trained with
+                cfg = trained_config(parents.model(which, parent, section.seeds[0]))   # what the parent trained with
                 runs = {t.name: [] for t in scored if t.scored_by == parent.name}
                 frozen_cache = {}
                 for seed in section.seeds:
-                    model = load_trained(parent, parents.encoder(which), parents.model(which, parent, seed), cfg, ctx,
-                                         seed, frozen_cache)
+                    model = load_trained(parent, parents.encoder(which), parents.model(which, parent, seed), ctx, seed,
+                                         frozen_cache)
                     for name in runs:
                         task = tasks.get_task(name)
                         runs[name].append(evaluate.finish(task, model, data[name].heldout, data[name].test,

@@ -1,5 +1,7 @@
 """Stage `finetune@T` (one DVC job per trained task): BERT, Bort and Bort + Agora on one task, once
-per seed of params.yaml `finetune.seeds`; held-out scores and predictions, leaderboard submissions.
+per seed of params.yaml `finetune.seeds`, each model's settings first chosen on Agora's dev split
+from the preset's search grid (bort.finetune.runs); held-out scores and predictions, leaderboard
+submissions.
 
   python pipeline/finetune.py RTE --data data/tasks --teacher models/teacher --student models/student \
       --pool models/agora_pool --models models/finetune --metrics metrics/finetune \
@@ -44,11 +46,12 @@ def main(argv=None) -> int:
     paths = {k: str(getattr(args, k)) for k in Layout.FIELDS + ("data", "pool")}
     chosen = [m for m in MODELS if m in args.model]
     in_process = device.wants_gpu()                          # GPUs: one run after another, here
-    with tqdm(total=len(runs.plan(chosen, section.seeds)), desc=f"finetune {task.name}", unit="run",
+    grids = {m: section.grid(m) for m in chosen}
+    with tqdm(total=runs.Plan(chosen, section.seeds, grids).total(), desc=f"finetune {task.name}", unit="run",
               file=sys.stderr) as bar:
-        records = runs.run_all(task.name, paths, chosen, section.seeds, section.workers, in_process,
-                               lambda run, record: bar.update(1))
-    for which, summary in runs.summaries(task, section, data, records).items():
+        records, searches = runs.run_all(task.name, paths, chosen, section.seeds, section.workers, in_process,
+                                         grids, lambda run, record: bar.update(1))
+    for which, summary in runs.summaries(task, section, data, records, searches).items():
         write_json(layout.metrics_file(which, task), summary)
     for which in chosen:          # every run is written: resume no more (a kill keeps the finished
         checkpoint.clear(layout.checkpoint(which, task))      # runs' checkpoints)

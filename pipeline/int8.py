@@ -55,9 +55,8 @@ def main(argv=None) -> int:
               "tasks": {}}
     for task in tqdm(selected, desc="int8", file=sys.stderr):
         data = splits(task, tasks.task_dir(args.data, task), heldout)
-        cfg = finetune.model("bort", len(data.train))
         seed = finetune.seeds[0]                    # the first seed's run (int8 is one model per task)
-        model = load_trained(task, args.student, args.models / task.name / seed_dir(seed), cfg, ctx, seed)
+        model = load_trained(task, args.student, args.models / task.name / seed_dir(seed), ctx, seed)
         fp32 = M.score(task, data.heldout, model.predict(data.heldout))
         model.quantize(data.train[:p.calibration_examples])
         int8 = M.score(task, data.heldout, model.predict(data.heldout))

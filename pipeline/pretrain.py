@@ -8,7 +8,7 @@ across runs, so a killed run resumes. Runs on params.yaml `device` (bort.device)
 train data-parallel in this process, GPUs in mixed precision; or run data-parallel with
 `pretrain.distributed: horovod` under `horovodrun -np N` (one context per rank, fp32).
 
-  python pipeline/pretrain.py --teacher models/teacher --corpus data/corpus \
+  python pipeline/pretrain.py --teacher models/teacher --corpus data/corpus --tasks data/tasks \
       --extract metrics/extract.json --out models/student --checkpoint models/pretrain_ckpt \
       --loss-curve reports/pretrain_loss.csv --metrics metrics/pretrain.json --speed metrics/pretrain_speed.json
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, device, pretraining, teacher                            # noqa: E402
+from bort import cli, corpus, device, pretraining, teacher                    # noqa: E402
 from bort.arch import read_student                                            # noqa: E402
 from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
 from bort.io import read_lines, write_json, write_text                        # noqa: E402
@@ -31,6 +31,7 @@ log = logging.getLogger("pretrain")
 def main(argv=None) -> int:
     args = cli.parser(__doc__, {
         "teacher": "the teacher model folder", "corpus": "folder with train.txt and heldout.txt",
+        "tasks": "the task folders (prepare stage): their training texts join the corpus with pretrain.task_texts",
         "extract": "the extract stage's metrics (ξ*)", "out": "output: the student model folder",
         "checkpoint": "checkpoint folder (persists; a killed run resumes)",
         "loss-curve": "output: losses per step (CSV)", "metrics": "output: held-out losses (JSON)",
@@ -49,8 +50,11 @@ def main(argv=None) -> int:
     if not isinstance(probe, int):
         raise BortError(f"{args.extract}: expected the extract stage's metrics with an integer 'interval' "
                         f"(the extraction's s(ε)), got {probe!r}; run `dvc repro extract`")
+    documents = read_lines(args.corpus / "train.txt")
+    if cfg.task_texts:                             # task-specific distillation (bort.corpus.task_texts)
+        documents = documents + corpus.training_texts(args.tasks)
     student, metrics, history, speed, (train, held) = pretraining.pretrain(
-        model, teacher_arch, vocab, student_arch, read_lines(args.corpus / "train.txt"),
+        model, teacher_arch, vocab, student_arch, documents,
         read_lines(args.corpus / "heldout.txt"), cfg, args.checkpoint, probe_steps=(probe,), ctx=ctx)
     if speed["rank"] != 0:
         return 0                                   # under Horovod only rank 0 writes outputs

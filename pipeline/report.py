@@ -42,6 +42,7 @@ def main(argv=None) -> int:
         "int8": "the int8 stage's metrics", "finetune": "fine-tuning metrics: <dir>/<model>/<task>.json",
         "diagnostics": "the diagnostics stage's metrics",
         "significance": "the significance stage's intervals and tests",
+        "witness": "the learnability witness (`python -m bort.witness --out ...`; committed, not a stage)",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
     selected = tasks.selected()
@@ -88,12 +89,36 @@ def main(argv=None) -> int:
         sections += ["## What the differences mean", ""] + [f"- {line}" for line in counts] + [""]
     flagged = report.degenerate_cells(significance, finetune, floor, [t.name for t in shown])
     if flagged:
-        sections += ["### Degenerate cells", ""] + [f"- {line}" for line in flagged] + [""]
+        sections += ["### Degenerate cells", "", "Cells that measure nothing until explained, each with the cause "
+                     "its training records measure:", ""] + [f"- {line}" for line in flagged] + [""]
     header, rows = report.seed_rows(finetune, [t.name for t in shown])
     write_text(out / "seeds.csv", to_csv(header, rows))          # a declared output, even when empty
     if rows:
         sections += ["### Suite scores seed by seed", "", "Each suite score computed from one seed's runs "
                      "alone: a conclusion that holds in every column does not hang on one seed.", "",
+                     report.to_markdown(header, rows), ""]
+    header, rows = report.settings_rows(finetune)
+    write_text(out / "settings.csv", to_csv(header, rows))
+    sections += ["## Fine-tuning settings chosen on dev", "",
+                 "Each model's settings are chosen per task from the preset's grid (params.yaml "
+                 "`finetune.presets.<preset>.search`): every point is fine-tuned with the first seed and scored on "
+                 "Agora's dev split, never on the held-out rows; the best (in bold; the first listed on a tie) trains "
+                 "every seed, and Bort + Agora continues Bort's. A thresholded task (MultiRC) predicts true where "
+                 "P(true) reaches a threshold fitted on Agora's dev split for its metric. Held-out rows whose input "
+                 "also occurs in training (or, with a labelled test split, in Agora's dev) are dropped from the "
+                 "held-out split for every model and the floor alike.", "", report.to_markdown(header, rows), ""]
+    witness = report.load_json(args.witness)
+    header, rows = report.witness_rows(witness, finetune, significance)
+    write_text(out / "witness.csv", to_csv(header, rows))
+    if rows:
+        w = witness["settings"]
+        sections += ["## Learnability witness", "",
+                     "Can the source learn a task from its training rows at all? The witness fine-tunes it fully "
+                     f"(every cell and the embeddings, {w['epochs']} epochs, lr {w['lr']:g}, seed {witness['seed']}; "
+                     "`python -m bort.witness`, not part of `dvc repro`) and scores it on the same held-out rows. "
+                     "A task is learnable when the witness's 95% interval, or a model's, lies above the floor and "
+                     "the majority class; one whose witness fits its training rows and still is not is at chance by "
+                     "construction, and its cells measure nothing.", "",
                      report.to_markdown(header, rows), ""]
     header, rows = report.agora_rows(finetune)
     write_text(out / "agora.csv", to_csv(header, rows))

@@ -38,3 +38,18 @@ def test_no_heldout_input_repeats_a_training_input(embedded_root):
         for split in ("dev", "test"):
             held = [key(i) for i in tasks.load_split(task, folder, split)]
             assert not train & set(held), (name, split)
+
+
+def test_task_specific_distillation_reads_training_texts_only(embedded_root):
+    """pretrain.task_texts adds the prepared tasks' unlabelled training texts to the corpus: exactly
+    the text segments of every trained task's training split, none read from dev or test."""
+    from bort import corpus
+    texts = corpus.training_texts(embedded_root)
+    train = set()
+    for task in tasks.TASKS.values():
+        if task.trains:
+            train |= set(corpus.task_texts(tasks.load_split(task, tasks.task_dir(embedded_root, task), "train")))
+    assert set(texts) == train and len(texts) >= len(train)
+    race = tasks.TASKS["RACE-middle"]
+    dev = set(corpus.task_texts(tasks.load_split(race, tasks.task_dir(embedded_root, race), "dev")))
+    assert dev - train and not (dev - train) & set(texts)       # a dev-only question never gets in

@@ -42,9 +42,9 @@ def write_params(root: Path, **changes):
 
 
 def start(root: Path):
-    paths = ["--teacher", "models/teacher", "--corpus", "data/corpus", "--extract", "metrics/extract.json",
-             "--out", "models/student", "--checkpoint", "models/pretrain_ckpt", "--loss-curve",
-             "reports/pretrain_loss.csv", "--metrics", "metrics/pretrain.json", "--speed", "metrics/pretrain_speed.json"]
+    paths = ["--teacher", "models/teacher", "--corpus", "data/corpus", "--tasks", "data/tasks",
+             "--extract", "metrics/extract.json", "--out", "models/student", "--checkpoint", "models/pretrain_ckpt",
+             "--loss-curve", "reports/pretrain_loss.csv", "--metrics", "metrics/pretrain.json", "--speed", "metrics/pretrain_speed.json"]
     return subprocess.Popen([sys.executable, str(ROOT / "pipeline" / "pretrain.py"), *paths], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -68,13 +68,35 @@ def test_seed_rows_give_each_suite_score_per_seed():
     assert rows[0][2:] == ["49.0", "50.0", "51.0", "50.0", "1.0"]
 
 
-def test_degenerate_cells_are_listed():
+def test_degenerate_cells_are_listed_with_their_measured_cause():
     finetune = {m: {"MultiRC": _record("MultiRC", 0.1), "RTE": _record("RTE", 0.7)} for m in ("bert", "bort", "bort-agora")}
-    significance = {"tasks": {"MultiRC": {m: {"one_class": True} for m in ("bert", "bort", "bort-agora")},
+    for seed, run in enumerate(finetune["bert"]["MultiRC"]["runs"]):
+        run["epoch_losses"] = [0.7, 0.68 + seed / 100]          # ln 2 = 0.69: it did not train
+    for run in finetune["bort"]["MultiRC"]["runs"]:
+        run["epoch_losses"] = [0.5, 0.2]
+    finetune["bort-agora"]["MultiRC"] = _record("MultiRC", 0.15)       # the best model, below the floor
+    significance = {"tasks": {"MultiRC": {**{m: {"one_class": True} for m in ("bert", "bort")},
+                                          "bort-agora": {"low": 0.05, "high": 0.25}},
                               "RTE": {"bert": {"one_class": False}}}}
     floor = {"MultiRC": {"f1a": 0.2, "em": 0.2}, "RTE": {"acc": 0.5}}
     lines = report.degenerate_cells(significance, finetune, floor, ["MultiRC", "RTE"])
-    assert lines[0] == ("One class for every held-out instance, in every seed: MultiRC (BERT (source, fine-tuned), "
-                        "Bort (student), Bort + Agora).")
-    assert lines[1] == "The TF-IDF floor beats every fine-tuned model: MultiRC."
-    assert report.degenerate_cells({}, {}, {}, ["RTE"]) == []
+    assert lines[0].startswith("MultiRC, BERT (source, fine-tuned): one class for every held-out instance in every seed; "
+                               "the model did not train (last-epoch training loss 0.68, 0.69, 0.70 against 0.69")
+    assert lines[1].startswith("MultiRC, Bort (student): one class") and "trained, yet predicts one class here" in lines[1]
+    assert lines[2].startswith("MultiRC: the TF-IDF floor (20.0) beats every model; it lies inside the best model's "
+                               "interval (Bort + Agora, [5.0, 25.0]): sampling noise")
+    assert len(lines) == 3 and report.degenerate_cells({}, {}, {}, ["RTE"]) == []
+
+
+def test_the_witness_verdict_follows_the_measurements():
+    def record(score, low, losses):
+        return {"task_score": score, "interval": {"low": low, "high": score + 0.05}, "epoch_losses": losses,
+                "floor": 0.5, "majority": 0.55, "learnable": low > 0.55}
+    witness = {"tasks": {"RTE": record(0.8, 0.7, [0.5, 0.1]), "WSC": record(0.5, 0.42, [0.69, 0.2]),
+                         "WiC": record(0.53, 0.46, [0.7, 0.693]), "BoolQ": record(0.55, 0.5, [0.7, 0.69])}}
+    significance = {"tasks": {"WiC": {"bort": {"low": 0.58}}, "BoolQ": {"bort": {"low": 0.5}}}}
+    _, rows = report.witness_rows(witness, {}, significance)
+    verdicts = {row[0]: row[-1] for row in rows}
+    assert verdicts == {"RTE": "yes: the witness learns it", "BoolQ": "unknown: nothing fits its training rows, the "
+                        "witness included", "WiC": "yes: Bort (student) learns it",
+                        "WSC": "no: at chance by construction (the witness fits its training rows)"}

@@ -29,9 +29,10 @@ companion code fine-tunes everything.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Tuple, Union
 
 from bort.params import ParamError, Section, positive
 
@@ -130,6 +131,7 @@ class AgoraConfig(Section):
 
 
 Setting = Union[bool, int, float, str]
+Choice = Tuple[Tuple[str, Setting], ...]       # one point of a search grid, as sorted (key, value) pairs
 HELDOUT = Literal["auto", "test", "dev_half"]     # params.yaml finetune.heldout
 
 
@@ -144,10 +146,32 @@ class SizeRule(Section):
 class Preset(Section):
     """params.yaml `finetune.presets.<name>`: changes to `finetune.bert` / `finetune.bort`, then
     per task size (the official training split's instances, before `max_train`): every rule whose
-    `above` the task exceeds applies, in increasing `above`."""
+    `above` the task exceeds applies, in increasing `above`. `search` is the grid each model's
+    settings are chosen from, per task, on Agora's dev split (bort.finetune.runs): key -> values,
+    every combination tried; a model without a grid trains with its settings as they are."""
     bert: Dict[str, Setting]
     bort: Dict[str, Setting]
     sizes: List[SizeRule]
+    search: Dict[str, Dict[str, List[Setting]]]
+
+    def validate(self) -> None:
+        for which, grid in sorted(self.search.items()):
+            if which not in ("bert", "bort"):
+                raise ParamError(f"search.{which}", "expected a model: bert or bort (Bort + Agora continues Bort's)")
+            for key, values in sorted(grid.items()):
+                if key not in FinetuneConfig.__dataclass_fields__:
+                    raise ParamError(f"search.{which}.{key}",
+                                     f"expected a setting of finetune.{which}: {sorted(FinetuneConfig.__dataclass_fields__)}")
+                if not values or len(set(map(repr, values))) != len(values):
+                    raise ParamError(f"search.{which}.{key}", f"expected a non-empty list of distinct values, got {values}")
+
+    def grid(self, which: str) -> List[Choice]:
+        """Every point of model `which`'s grid: the product over its keys (sorted), each key's values
+        in the order params.yaml lists them (the first point wins a tie); [()] -- one point, no
+        change -- without a grid."""
+        grid = self.search.get(which, {})
+        keys = sorted(grid)
+        return [tuple(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [()]
 
 
 @dataclass(frozen=True)
@@ -171,18 +195,38 @@ class FinetuneSection(Section):
         for name, preset in sorted(self.presets.items()):       # every combination, before any work
             for which in ("bert", "bort"):
                 for size in [None] + [rule.above + 1 for rule in preset.sizes]:
-                    self._settings(which, size, name)
+                    for choice in preset.grid(which):
+                        self._settings(which, size, name, choice)
 
-    def model(self, which: str, train_size: int) -> FinetuneConfig:
+    def model(self, which: str, train_size: int, choice: Choice = ()) -> FinetuneConfig:
         """The settings model `which` fine-tunes with on a task of `train_size` training instances
-        (Bort + Agora continues with Bort's): finetune.bert / .bort, changed by the preset."""
-        return self._settings("bort" if which == "bort-agora" else which, train_size, self.preset)
+        (Bort + Agora continues with Bort's): finetune.bert / .bort, changed by the preset, then by
+        `choice`, a point of the preset's search grid (`grid`)."""
+        return self._settings(base_model(which), train_size, self.preset, choice)
 
-    def _settings(self, which: str, train_size: Optional[int], name: str) -> FinetuneConfig:
+    def grid(self, which: str) -> List[Choice]:
+        """The search grid of model `which` (Bort + Agora: none; it continues Bort's choice)."""
+        return self.presets[self.preset].grid(which) if which in ("bert", "bort") else [()]
+
+    def _settings(self, which: str, train_size: Optional[int], name: str, choice: Choice = ()) -> FinetuneConfig:
         preset = self.presets[name]
         values, where = {**asdict(getattr(self, which)), **getattr(preset, which)}, f"presets.{name}.{which}"
         for k, rule in sorted(enumerate(preset.sizes), key=lambda kr: kr[1].above):
             if train_size is not None and train_size > rule.above:      # None: the preset's base only
                 values.update(rule.set)
                 where = f"presets.{name}.sizes[{k}].set"
+        if choice:                  # the preset's own values are checked first, each named where it is
+            FinetuneConfig.build(values, where)
+            values.update(choice)
+            where = f"presets.{name}.search.{which}"
         return FinetuneConfig.build(values, where)
+
+
+def base_model(which: str) -> str:
+    """The model whose settings `which` trains with: Bort + Agora continues Bort's."""
+    return "bort" if which == "bort-agora" else which
+
+
+def label(choice: Choice) -> str:
+    """A grid point as a folder name and a report cell: 'lr=0.0001,epochs=3' ('default': none)."""
+    return ",".join(f"{k}={v}" for k, v in choice) or "default"

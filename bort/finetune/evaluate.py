@@ -48,15 +48,19 @@ def training_set(cfg, data) -> List[dict]:
     return data.train[:cfg.max_train] if cfg.max_train else data.train
 
 
-def write(task: Task, which: str, model, data, result: dict, layout) -> dict:
+def write(task: Task, which: str, model, data, result: dict, layout, folder=None) -> dict:
     """One run's outputs (model `which` on `task`, seed `model.seed`) in `layout`
-    (bort.finetune.Layout): its seed folder -- the trained weights, the held-out predictions, the
-    submission -- replaced as a whole; returns its record (scores on the held-out split and on
-    Agora's dev split). `data` are the task's bort.finetune.heldout splits."""
+    (bort.finetune.Layout), or in `folder` (a search candidate's): its seed folder -- the trained
+    weights and settings, the held-out predictions, the submission -- replaced as a whole; returns
+    its record (scores on the held-out split and on Agora's dev split). `data` are the task's
+    bort.finetune.heldout splits. A thresholded task (`Task.decision_threshold`) first fits its
+    decision threshold on Agora's dev split (TaskModel.fit_threshold)."""
     result = dict(result, seed=model.seed)
+    if task.decision_threshold and data.agora_dev:
+        result["decision"] = model.fit_threshold(data.agora_dev)
     if data.agora_dev:
         result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
-    with atomic_dir(layout.model(which, task, model.seed)) as tmp:
+    with atomic_dir(folder or layout.model(which, task, model.seed)) as tmp:
         model.save(tmp)
         return finish(task, model, data.heldout, data.test, result, tmp)
 

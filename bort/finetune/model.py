@@ -24,6 +24,7 @@ from bort.finetune.head import build_classifier
 from bort.tasks import Task
 
 PARAMS = "model.params"       # a fine-tuned model's weights inside its folder
+SETTINGS = "settings.json"    # ... the settings it trained with and its decision threshold
 
 
 class TaskModel:
@@ -47,6 +48,7 @@ class TaskModel:
             self.frozen = FrozenPart(self.net, arch, cfg.frozen_layers, cfg.frozen_runtime, self.encode.pad_id,
                                      frozen_cache)
         self.max_len = cfg.max_len_passage if task.long_inputs else cfg.max_len
+        self.threshold: Optional[float] = None      # P(label 1) >= threshold predicts 1 (`fit_threshold`)
 
     def rows(self, instances):
         """Every encoded row of `instances`, its text key, and the index of the instance it is of."""
@@ -95,13 +97,52 @@ class TaskModel:
             self.frozen.states(rows, keys, cache=True)
 
     def predict(self, instances: Sequence[dict], batch_size: int = 64) -> list:
-        """Label index / float score / option index / entity string, per instance."""
+        """Label index / float score / option index / entity string, per instance; a binary task
+        with a fitted decision threshold predicts 1 where P(label 1) reaches it."""
+        if self.threshold is not None:
+            return [int(p >= self.threshold) for p in self.positive_probability(instances, batch_size)]
+        return self._predict(instances, batch_size, self.shape.decode)
+
+    def positive_probability(self, instances: Sequence[dict], batch_size: int = 64) -> List[float]:
+        """P(label 1) of a two-class task's softmax, per instance."""
+        def probability(scores, owner, chunk):
+            e = np.exp(scores - scores.max(-1, keepdims=True))
+            return [float(v) for v in (e[:, 1] / e.sum(-1))]
+        return self._predict(instances, batch_size, probability)
+
+    def fit_threshold(self, instances: Sequence[dict]) -> dict:
+        """The decision rule of a thresholded task (`Task.decision_threshold`, MultiRC): the
+        threshold on P(label 1) that maximises the task score (MultiRC: the mean of F1a and EM) on
+        `instances` -- Agora's dev split, never the held-out one. Why: F1a counts only answers
+        predicted true, so a model that ranks the true answers first but never gives one P >= 0.5
+        scores 0 with the argmax (the committed run before this rule: F1a 0 for every model and
+        seed). The task score rather than F1a alone (our reading): F1a alone is maximised near
+        "every answer true" (F1a 0.47 when 31% are true), EM rewards picking the true answer out.
+        Candidates are 0.5 and the midpoints between consecutive distinct probabilities; ties go to
+        the one nearest 0.5 (our reading). Returns what was fitted, for the run's record."""
+        from bort import metrics as M
+        self.threshold = None
+        probs = np.asarray(self.positive_probability(instances))
+        gold = np.asarray([i["label"] for i in instances])
+
+        def fn(instances, preds):
+            return M.task_score(self.task, M.score(self.task, instances, preds))
+        levels = np.unique(probs)
+        candidates = sorted({0.5, *((levels[1:] + levels[:-1]) / 2).tolist()}, key=lambda t: (abs(t - 0.5), t))
+        best = max(candidates, key=lambda t: fn(instances, (probs >= t).astype(int).tolist()))
+        self.threshold = round(float(best), 6)      # as settings.json keeps it: every reader predicts alike
+        return {"threshold": self.threshold, "metric": "task score",
+                "fitted_on": len(instances), "argmax_score": fn(instances, (probs >= 0.5).astype(int).tolist()),
+                "fitted_score": fn(instances, (probs >= best).astype(int).tolist()),
+                "positive_rate": float(np.mean(probs >= best)), "gold_positive_rate": float(np.mean(gold))}
+
+    def _predict(self, instances: Sequence[dict], batch_size: int, decode) -> list:
         out: list = [None] * len(instances)
         for idx in self._length_chunks(instances, batch_size):
             chunk = [instances[k] for k in idx]
             with self.ctx[0]:
                 scores, owner = self.scores(chunk)
-            for k, pred in zip(idx, self.shape.decode(scores.asnumpy(), owner, chunk)):
+            for k, pred in zip(idx, decode(scores.asnumpy(), owner, chunk)):
                 out[k] = pred
         return out
 
@@ -142,8 +183,13 @@ class TaskModel:
     def save(self, folder) -> None:
         """The trained parameters only (Block.save_parameters' format): the frozen embeddings and
         cells are the encoder's own, which `load_trained` reads from the encoder folder -- a
-        BERT run's file is then 15 MB instead of 90 MB, which matters with several seeds."""
+        BERT run's file is then 15 MB instead of 90 MB, which matters with several seeds. Beside
+        them, the settings the run trained with (chosen per task by the search) and its decision
+        threshold: what every later reader of the run needs to rebuild it."""
+        from dataclasses import asdict
+        from bort.io import write_json
         checkpoint.save_block(self.net, Path(folder) / PARAMS, trained_only=True)
+        write_json(Path(folder) / SETTINGS, {"config": asdict(self.cfg), "threshold": self.threshold})
 
 
 def new_model(task: Task, encoder_dir, cfg: FinetuneConfig, ctx=None, seed: int = 0,
@@ -158,12 +204,28 @@ def new_model(task: Task, encoder_dir, cfg: FinetuneConfig, ctx=None, seed: int 
     return TaskModel(task, encoder, vocab, arch, cfg, ctx, seed, frozen_cache)
 
 
-def load_trained(task: Task, encoder_dir, model_dir, cfg: FinetuneConfig, ctx=None, seed: int = 0,
+def trained_settings(model_dir) -> dict:
+    """What a fine-tuned run's folder says it trained with: {"config": ..., "threshold": ...}."""
+    import json
+    path = Path(model_dir) / SETTINGS
+    if not path.exists():
+        raise BortError(f"{path}: missing; expected the settings the finetune stage saved (run `dvc repro`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def trained_config(model_dir) -> FinetuneConfig:
+    """The settings a fine-tuned run's folder says it trained with."""
+    return FinetuneConfig.build(trained_settings(model_dir)["config"], str(Path(model_dir) / SETTINGS))
+
+
+def load_trained(task: Task, encoder_dir, model_dir, ctx=None, seed: int = 0,
                  frozen_cache: Optional[dict] = None) -> TaskModel:
-    """The model a fine-tuning stage saved in `model_dir` for `task` (its trained parameters),
-    on the encoder it started from (the rest), on contexts `ctx` (default cpu(0))."""
+    """The model a fine-tuning stage saved in `model_dir` for `task` (its trained parameters, with
+    the settings and decision threshold it saved), on the encoder it started from (the rest), on
+    contexts `ctx` (default cpu(0))."""
     import mxnet as mx
-    model = new_model(task, encoder_dir, cfg, ctx, seed, frozen_cache)
+    model = new_model(task, encoder_dir, trained_config(model_dir), ctx, seed, frozen_cache)
+    model.threshold = trained_settings(model_dir)["threshold"]
     path = Path(model_dir) / PARAMS
     if not path.exists():
         raise BortError(f"{path}: missing; expected the model the finetune stage saved (run `dvc repro`)")

@@ -1,76 +1,188 @@
-"""The runs of one task: BERT, Bort and Bort + Agora, once per seed, spread over worker processes.
+"""The runs of one task: BERT, Bort and Bort + Agora, once per seed, spread over worker processes,
+with each model's settings chosen per task on Agora's dev split.
 
-A run is (model, seed). BERT's and Bort's runs start from their pretrained encoders; the Bort +
-Agora run with seed s continues Bort's run s with points labelled by BERT's run s (bort.agora),
-so it starts as soon as both have finished. The runs go to `workers` one-thread processes
-(bort.workers): on a 2-core CPU that is 1.35x the throughput of one two-thread process, and the
-results are the same for any number of workers, because every run seeds itself and always has
-one thread. Inside a worker the runs of one model share the frozen part's cached states
-(bort.finetune.frozen), filled in one fixed pass over the training rows before a run trains
-(TaskModel.fill_cache), so a run reads the same states whichever run came first; the Agora runs
-share the embedder and its memo (a text's embedding depends on the text alone). On GPU contexts (params.yaml `device`) the runs go one after
+A run is (model, seed, choice). The settings search (params.yaml `finetune.presets.<preset>.search`)
+comes first: every point of BERT's and of Bort's grid is fine-tuned with the first seed of
+`finetune.seeds` and scored -- the task score -- on Agora's dev split, which the held-out split
+never overlaps (bort.finetune.heldout); the best point (the first listed on a tie) is each model's
+choice for the task, and its candidate run *is* that model's run of the first seed (moved into
+place, not trained again), so the search costs len(grid) - 1 runs per model and task. The other
+seeds then train with the choice. Why the first seed only: the search has to fit the time budget
+of the embedded default (README, "Fine-tuning settings chosen on dev"); our reading of the
+paper's per-task search (arXiv 2010.10499, fine-tuning section; the companion README lists a
+grid of seeds x lr x weight decay x warm-up x batch). A model whose grid has one point (or none)
+skips the search.
+
+BERT's and Bort's runs start from their pretrained encoders; the Bort + Agora run with seed s
+continues Bort's run s with points labelled by BERT's run s (bort.agora), so it starts as soon
+as both have finished. The runs go to `workers` one-thread processes (bort.workers): on a 2-core
+CPU that is 1.35x the throughput of one two-thread process, and the results are the same for any
+number of workers, because every run seeds itself and always has one thread. Inside a worker the
+runs of one model share the frozen part's cached states (bort.finetune.frozen), filled in one
+fixed pass over the training rows before a run trains (TaskModel.fill_cache), so a run reads the
+same states whichever run came first; the Agora runs share the embedder and its memo (a text's
+embedding depends on the text alone). On GPU contexts (params.yaml `device`) the runs go one after
 another in this process instead: bort.device decides, not this module.
 
-Each run writes its own folder (weights, held-out predictions, submission) and returns its
-record; a killed stage resumes every run from its last checkpoint (<checkpoints>/<model>/<task>/
-seed-<s>/). Honest evaluation (bort.finetune.heldout): every reported score is measured on data
-Agora never reads.
+Each run writes its own folder (weights and settings, held-out predictions, submission) and
+returns its record; a search candidate writes into the checkpoints folder
+(<checkpoints>/<model>/<task>/search/<choice>/). A killed stage resumes every run from its last
+checkpoint. Honest evaluation (bort.finetune.heldout): every reported score is measured on data
+Agora -- and the search -- never read.
 """
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from bort.finetune import MODELS, FinetuneSection, Layout, evaluate
+from bort import metrics as M
+from bort.finetune import MODELS, Choice, FinetuneSection, Layout, base_model, evaluate, label
 
 log = logging.getLogger(__name__)
 AGORA = MODELS[2]
-Run = Tuple[str, int]                 # (model, seed)
+Run = Tuple[str, int, Choice]         # (model, seed, the grid point it trains with)
+SEARCH = "search"                     # a candidate's folder below <checkpoints>/<model>/<task>/
 
 
-def plan(models: Sequence[str], seeds: Sequence[int]) -> List[Run]:
-    """The runs, in the order they are started: BERT and Bort seed by seed, then Agora's."""
-    first = [(m, s) for s in seeds for m in MODELS[:2] if m in models]
-    return first + [(AGORA, s) for s in seeds if AGORA in models]
+class Plan:
+    """What a task's stage runs, in what order, and what each run waits for."""
+
+    def __init__(self, models: Sequence[str], seeds: Sequence[int], grids: Dict[str, List[Choice]]):
+        self.models, self.seeds, self.grids = [m for m in MODELS if m in models], list(seeds), grids
+        self.first = self.seeds[0]
+
+    def searched(self, which: str) -> bool:
+        return which != AGORA and len(self.grids[which]) > 1
+
+    def candidates(self) -> List[Run]:
+        """The search's runs: every grid point of a searched model, with the first seed."""
+        return [(m, self.first, c) for m in self.models if self.searched(m) for c in self.grids[m]]
+
+    def total(self) -> int:
+        """How many runs are trained (for the progress bar)."""
+        return len(self.candidates()) + sum(len(self.seeds) - self.searched(m) for m in self.models)
+
+    def ready(self, chosen: Dict[str, Choice], done: set) -> List[Run]:
+        """The non-candidate runs whose settings are known and whose inputs exist, in plan order:
+        BERT's and Bort's once their model's choice is made, Agora's run s once BERT's and Bort's
+        runs s exist (when this stage trains them; otherwise they are read from the models folder)."""
+        out = []
+        for s in self.seeds:
+            for m in self.models:
+                if m == AGORA:
+                    if all((b, s) in done for b in MODELS[:2] if b in self.models):
+                        out.append((m, s, ()))
+                elif m in chosen and not (self.searched(m) and s == self.first):
+                    out.append((m, s, chosen[m]))
+        return out
 
 
-def needs(run: Run, runs: Sequence[Run]) -> List[Run]:
-    """The runs of this stage that `run` waits for (Agora's: BERT's and Bort's with its seed,
-    when this stage trains them; otherwise they are read from the models folder)."""
-    which, seed = run
-    return [r for r in ((m, seed) for m in MODELS[:2]) if which == AGORA and r in runs]
+def choose(task, which: str, grid: Sequence[Choice], records: Dict[Choice, dict]) -> Tuple[Choice, dict]:
+    """The grid point with the best task score on Agora's dev split (the first listed on a tie),
+    and the search's record: every candidate's dev scores and training losses."""
+    def dev_score(choice):
+        record = records[choice]
+        if "agora_dev_scores" not in record:
+            raise ValueError(f"{task.name}: the settings search needs Agora's dev split, and it is empty")
+        return M.task_score(task, record["agora_dev_scores"])
+    best = max(grid, key=dev_score)              # max keeps the first of equal scores
+    return best, {"scored_on": "Agora's dev split (task score); first seed", "seed": records[best]["seed"],
+                  "chosen": dict(best), "candidates": [
+                      {"setting": dict(c), "agora_dev_task_score": dev_score(c),
+                       "agora_dev_scores": records[c]["agora_dev_scores"],
+                       "epoch_losses": records[c].get("epoch_losses")} for c in grid]}
 
 
 def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds: Sequence[int], workers: int,
-            in_process: bool, progress: Optional[Callable[[Run, dict], None]] = None) -> Dict[Run, dict]:
-    """Every run of `models` x `seeds` on the task; returns each run's record."""
-    runs = plan(models, seeds)
-    done: Dict[Run, dict] = {}
+            in_process: bool, grids: Dict[str, List[Choice]],
+            progress: Optional[Callable[[Run, dict], None]] = None) -> Tuple[Dict[Tuple[str, int], dict], dict]:
+    """Every run of `models` x `seeds` on the task, each model's settings chosen from its grid
+    first; returns each (model, seed)'s record and each searched model's search record."""
+    plan = Plan(models, seeds, grids)
+    layout = Layout(**{k: paths[k] for k in Layout.FIELDS})
+    done: Dict[Tuple[str, int], dict] = {}
+    found: Dict[str, Dict[Choice, dict]] = {m: {} for m in plan.models}
+    chosen: Dict[str, Choice] = {m: grids[m][0] for m in plan.models if m != AGORA and not plan.searched(m)}
+    searches: Dict[str, dict] = {}
 
-    def finished(run, record):
-        done[run] = record
+    def finished(run: Run, record: dict) -> None:
+        which, seed, choice = run
         if progress is not None:
             progress(run, record)
-    if in_process:
-        start(task_name, paths)
-        for run in runs:
-            finished(run, execute(*run))
-        return done
-    from bort import workers as W
-    with W.pool(workers, start, (task_name, paths)) as pool:
-        waiting, running = list(runs), {}
-        while waiting or running:
-            for run in [r for r in waiting if all(d in done for d in needs(r, runs))]:
-                running[pool.submit(execute, *run)] = run
-                waiting.remove(run)
+        if run in candidates:
+            found[which][choice] = record
+            if len(found[which]) < len(grids[which]):
+                return
+            best, searches[which] = choose(task, which, grids[which], found[which])
+            chosen[which] = best
+            promote(layout, task_name, which, plan.first, best)      # the search's run is the first seed's
+            record = found[which][best]
+        done[(which, seed)] = record
+
+    from bort import tasks
+    task = tasks.get_task(task_name)
+    candidates = plan.candidates()
+    with (_Inline(start, (task_name, paths)) if in_process else _pool(workers, task_name, paths)) as pool:
+        running: Dict[Future, Run] = {}
+        submitted: set = set()
+
+        def submit_ready() -> None:
+            for run in candidates + plan.ready(chosen, set(done)):
+                if run not in submitted:
+                    submitted.add(run)
+                    running[pool.submit(execute, *run)] = run
+        submit_ready()
+        while running:
             ready, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(ready, key=lambda f: runs.index(running[f])):
+            for future in sorted(ready, key=lambda f: (MODELS.index(running[f][0]), running[f][1:])):
                 finished(running.pop(future), future.result())
-    return done
+            submit_ready()
+    return done, searches
+
+
+def _pool(workers: int, task_name: str, paths: Dict[str, str]):
+    from bort import workers as W
+    return W.pool(workers, start, (task_name, paths))
+
+
+class _Inline:
+    """The runs one after another in this process (GPU contexts), behind the pool's interface."""
+
+    def __init__(self, initializer, initargs):
+        initializer(*initargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def candidate_dir(layout: Layout, task, which: str, choice: Choice) -> Path:
+    """Where a search candidate keeps its run folder ("run") and its checkpoints ("checkpoint")."""
+    return layout.checkpoint(which, task) / SEARCH / label(choice)
+
+
+def promote(layout: Layout, task_name: str, which: str, seed: int, choice: Choice) -> None:
+    """Copy the chosen candidate's run folder into the model's folder for `seed` (a copy: a stage
+    killed after this still finds the candidate's run where its resume looks for it)."""
+    from bort import tasks
+    task = tasks.get_task(task_name)
+    source, target = candidate_dir(layout, task, which, choice) / "run", layout.model(which, task, seed)
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
 
 
 _STATE: dict = {}                     # a worker's task, settings and shared caches
@@ -88,36 +200,50 @@ def start(task_name: str, paths: Dict[str, str]) -> None:
     device.mixed_precision(ctx)
     _STATE.clear()
     _STATE.update(task=task, section=section, layout=Layout(**{k: paths[k] for k in Layout.FIELDS}),
-                  pool_dir=Path(paths["pool"]), ctx=ctx, frozen={m: {} for m in MODELS[:2]},
+                  pool_dir=Path(paths["pool"]), ctx=ctx, frozen={},
                   data=splits(task, tasks.task_dir(paths["data"], task), section.heldout))
 
 
-def execute(which: str, seed: int) -> dict:
+def execute(which: str, seed: int, choice: Choice) -> dict:
     """One run in this worker; returns its record (bort.finetune.evaluate.write)."""
     started = time.perf_counter()
-    record = (agora_run if which == AGORA else fine_tune)(which, seed)
-    log.info("%s %s seed %d: %s (%.1f s)", which, _STATE["task"].name, seed, record["scores"],
-             time.perf_counter() - started)
+    record = agora_run(seed) if which == AGORA else fine_tune(which, seed, choice)
+    log.info("%s %s seed %d %s: %s (%.1f s)", which, _STATE["task"].name, seed, label(choice), record["scores"],
+             time.perf_counter() - started)            # logged only: metrics files hold no times
     return record
 
 
-def fine_tune(which: str, seed: int) -> dict:
-    """BERT's or Bort's run: a fresh head on the pretrained encoder, fine-tuned with `seed`."""
+def frozen_cache(which: str, cfg) -> dict:
+    """The frozen part's states shared by a worker's runs of one model with one frozen part."""
+    key = (which, cfg.freeze_embeddings, cfg.frozen_layers, cfg.frozen_runtime, cfg.max_len, cfg.max_len_passage)
+    return _STATE["frozen"].setdefault(key, {})
+
+
+def fine_tune(which: str, seed: int, choice: Choice) -> dict:
+    """BERT's or Bort's run: a fresh head on the pretrained encoder, fine-tuned with `seed` and the
+    settings at grid point `choice`; a search candidate (the first seed of a searched model) writes
+    into its candidate folder, the stage promotes the chosen one."""
     from bort.finetune.model import new_model
-    task, data, layout, ctx = (_STATE[k] for k in ("task", "data", "layout", "ctx"))
-    cfg = _STATE["section"].model(which, len(data.train))
-    model = new_model(task, layout.encoder(which), cfg, ctx, seed, _STATE["frozen"][which])
+    task, data, layout, ctx, section = (_STATE[k] for k in ("task", "data", "layout", "ctx", "section"))
+    cfg = section.model(which, len(data.train), choice)
+    model = new_model(task, layout.encoder(which), cfg, ctx, seed, frozen_cache(which, cfg))
     train = evaluate.training_set(cfg, data)
     model.fill_cache([i for i in train if task.shape.trainable(i)])   # the same states for every seed
-    losses = model.fit(train, checkpoint_dir=layout.checkpoint(which, task, seed))
-    return evaluate.write(task, which, model, data, {"epoch_losses": losses}, layout)
+    candidate = len(section.grid(which)) > 1 and seed == section.seeds[0]
+    folder = candidate_dir(layout, task, which, choice) if candidate else None
+    checkpoint_dir = folder / "checkpoint" if candidate else layout.checkpoint(which, task, seed)
+    losses = model.fit(train, checkpoint_dir=checkpoint_dir)
+    return evaluate.write(task, which, model, data, {"epoch_losses": losses}, layout,
+                          folder / "run" if candidate else None)
 
 
-def agora_run(which: str, seed: int) -> dict:
+def agora_run(seed: int) -> dict:
     """Bort + Agora's run: Bort's run `seed` continued with points near its mistakes on Agora's
-    dev split, labelled by BERT's run `seed` (bort.agora)."""
+    dev split, labelled by BERT's run `seed` (bort.agora), with the settings Bort's run trained with
+    (its folder says which: the search's choice)."""
     from bort import agora, checkpoint, metrics as M, teacher
-    from bort.finetune.model import PARAMS, load_trained
+    from bort.finetune.model import PARAMS, load_trained, trained_config
+    which = AGORA
     task, data, layout, ctx, section = (_STATE[k] for k in ("task", "data", "layout", "ctx", "section"))
     if "embed" not in _STATE:             # the embedder is the fixed source model: once per worker
         from bort import device
@@ -127,12 +253,11 @@ def agora_run(which: str, seed: int) -> dict:
             teacher.onnx_embedder(encoder, vocab, arch)
         _STATE["embed"] = agora.Memo(embed)
         _STATE["agora_pool"] = agora.Pool.load(_STATE["pool_dir"])
-    n = len(data.train)
-    labeler = load_trained(task, layout.encoder("bert"), layout.model("bert", task, seed), section.model("bert", n),
-                           ctx[:1], seed, _STATE["frozen"]["bert"])                # predicts only
-    cfg = section.model(which, n)
-    student = load_trained(task, layout.encoder("bort"), layout.model("bort", task, seed), cfg, ctx, seed,
-                           _STATE["frozen"]["bort"])                               # Agora's step 1
+    bert_cfg, cfg = (trained_config(layout.model(m, task, seed)) for m in MODELS[:2])
+    labeler = load_trained(task, layout.encoder("bert"), layout.model("bert", task, seed), ctx[:1], seed,
+                           frozen_cache("bert", bert_cfg))                            # predicts only
+    student = load_trained(task, layout.encoder("bort"), layout.model("bort", task, seed), ctx, seed,
+                           frozen_cache("bort", cfg))                                 # Agora's step 1
     pool_dir = _STATE["pool_dir"]
     sources = {"labeler": checkpoint.sha256(layout.model("bert", task, seed) / PARAMS),
                "embedder": checkpoint.sha256(layout.encoder("bert") / "model.params"),
@@ -147,12 +272,20 @@ def agora_run(which: str, seed: int) -> dict:
     return evaluate.write(task, which, model, data, {"agora_rounds": rounds}, layout)
 
 
-def summaries(task, section: FinetuneSection, data, records: Dict[Run, dict]) -> Dict[str, dict]:
-    """Each model's metrics record over its seeds (bort.finetune.evaluate.summary)."""
+def summaries(task, section: FinetuneSection, data, records: Dict[Tuple[str, int], dict],
+              searches: Dict[str, dict]) -> Dict[str, dict]:
+    """Each model's metrics record over its seeds (bort.finetune.evaluate.summary), with the
+    settings it trained with (the search's choice, `settings_search`)."""
     out = {}
     for which in MODELS:
         runs = [records[(which, s)] for s in section.seeds if (which, s) in records]
         if runs:
             more = {"agora": asdict(section.agora)} if which == AGORA else {}
-            out[which] = evaluate.summary(task, which, section.model(which, len(data.train)), data, runs, **more)
+            search = searches.get(base_model(which))
+            if search:
+                more["settings_search"] = search if which != AGORA else {"chosen": search["chosen"],
+                                                                          "continues": "bort"}
+            choice = tuple(sorted(search["chosen"].items())) if search else ()
+            out[which] = evaluate.summary(task, which, section.model(which, len(data.train), choice), data, runs,
+                                          **more)
     return out
