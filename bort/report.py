@@ -212,6 +212,11 @@ def _one_class_cause(task, runs_by_task: Dict[str, dict]) -> str:
     trained = T.TASKS[task.scored_by] if task.scored_by else task
     result = runs_by_task.get(trained.name, {})
     losses = [r["epoch_losses"][-1] for r in result.get("runs", []) if r.get("epoch_losses")]
+    rounds = [r["agora_rounds"] for r in result.get("runs", []) if r.get("agora_rounds")]
+    if not losses and rounds:                   # Bort + Agora: its rounds' scores on Agora's dev split
+        moves = ", ".join(f"{pct(seed[0]['dev_before'])} -> {pct(seed[-1]['dev_after'])}" for seed in rounds)
+        where = f"on its parent {trained.label}'s Agora dev split" if task.scored_by else "on Agora's dev split"
+        return f"Agora's rounds moved the score {where} {moves} (seed by seed), and the model predicts one class here."
     if not losses or trained.labels is None:
         return "no training record to say why."
     chance = math.log(len(trained.labels))
@@ -280,7 +285,8 @@ def witness_rows(witness: Optional[dict], finetune: Dict[str, Dict[str, dict]], 
     the verdict the measurements allow: learnable when the witness's interval -- or any model's --
     lies above the floor and the majority class; at chance by construction when the witness fits
     its training rows and still is not; unknown when nothing fits them (training loss near that
-    of a uniform guess), because then the witness measures its own set-up, not the task."""
+    of a uniform guess) and no model is above chance, because then the witness measures its own
+    set-up, not the task."""
     import math
     header = ["task", "witness: source fully fine-tuned [95% interval]", "its last training loss", "TF-IDF floor",
               "majority", "BERT / Bort / Bort + Agora [lowest interval end]", "learnable from its training rows"]
@@ -292,9 +298,10 @@ def witness_rows(witness: Optional[dict], finetune: Dict[str, Dict[str, dict]], 
         above = [MODEL_NAMES[m] for m in MODELS if ref is not None and cells.get(m, {}).get("low", -1) > ref]
         chance = math.log(len(task.labels)) if task.labels else None
         fits = chance is None or r["epoch_losses"][-1] < 0.9 * chance
-        verdict = ("yes: the witness learns it" if r["learnable"] else f"yes: {', '.join(above)} learns it" if above
+        verdict = ("yes: the witness learns it" if r["learnable"] else
+                   f"yes: {' and '.join(above)} learn{'s' if len(above) == 1 else ''} it" if above
                    else "no: at chance by construction (the witness fits its training rows)" if fits
-                   else "unknown: nothing fits its training rows, the witness included")
+                   else "unknown: the witness does not fit its training rows, and no model is above chance")
         models = " / ".join(pct(finetune.get(m, {}).get(name, {}).get("task_score")) for m in MODELS)
         low = min((cells.get(m, {}).get("low") for m in MODELS if m in cells), default=None)
         rows.append([task.label, f"{pct(r['task_score'])} [{pct(r['interval']['low'])}, {pct(r['interval']['high'])}]",

@@ -104,7 +104,7 @@ def main(argv=None) -> int:
                  "`finetune.presets.<preset>.search`): every point is fine-tuned with the first seed and scored on "
                  "Agora's dev split, never on the held-out rows; the best (in bold; the first listed on a tie) trains "
                  "every seed, and Bort + Agora continues Bort's. A thresholded task (MultiRC) predicts true where "
-                 "P(true) reaches a threshold fitted on Agora's dev split for its metric. Held-out rows whose input "
+                 "P(true) reaches a threshold fitted on Agora's dev split for its task score. Held-out rows whose input "
                  "also occurs in training (or, with a labelled test split, in Agora's dev) are dropped from the "
                  "held-out split for every model and the floor alike.", "", report.to_markdown(header, rows), ""]
     witness = report.load_json(args.witness)

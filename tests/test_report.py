@@ -97,6 +97,6 @@ def test_the_witness_verdict_follows_the_measurements():
     significance = {"tasks": {"WiC": {"bort": {"low": 0.58}}, "BoolQ": {"bort": {"low": 0.5}}}}
     _, rows = report.witness_rows(witness, {}, significance)
     verdicts = {row[0]: row[-1] for row in rows}
-    assert verdicts == {"RTE": "yes: the witness learns it", "BoolQ": "unknown: nothing fits its training rows, the "
-                        "witness included", "WiC": "yes: Bort (student) learns it",
+    assert verdicts == {"RTE": "yes: the witness learns it", "BoolQ": "unknown: the witness does not fit its training "
+                        "rows, and no model is above chance", "WiC": "yes: Bort (student) learns it",
                         "WSC": "no: at chance by construction (the witness fits its training rows)"}
