@@ -17,7 +17,7 @@ from conftest import ROOT
 
 TINY = {"loss": "hidden", "intermediate": False, "init": "teacher", "steps": 30, "batch_size": 8,
         "seq_len": 32, "lr": 0.001, "warmup_fraction": 0.1, "mask_rate": 0.15, "checkpoint_every": 5,
-        "train_chunks": 48, "heldout_chunks": 8, "seed": 0, "mlm_weight": 1.0, "kd_weight": 1.0,
+        "train_chunks": 48, "task_texts": False, "heldout_chunks": 8, "seed": 0, "mlm_weight": 1.0, "kd_weight": 1.0,
         "temperature": 1.0, "kd_form": "companion", "distributed": "none"}
 
 

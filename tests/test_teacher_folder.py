@@ -372,7 +372,7 @@ def test_pipeline_pretrain_with_a_folder_teacher(ref, tmp_path):
     (tmp_path / "metrics" / "extract.json").write_text(json.dumps(
         {"chosen": {"arch": [1, 2, 8, 16], "error": 0.9}, "interval": 2}))
     done = run_module(str(ROOT / "pipeline" / "pretrain.py"), "--teacher", "models/teacher", "--corpus", "data/corpus",
-                      "--extract", "metrics/extract.json", "--out", "models/student", "--checkpoint",
+                      "--tasks", "data/tasks", "--extract", "metrics/extract.json", "--out", "models/student", "--checkpoint",
                       "models/pretrain_ckpt", "--loss-curve", "reports/pretrain_loss.csv", "--metrics",
                       "metrics/pretrain.json", "--speed", "metrics/pretrain_speed.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
