@@ -5,7 +5,7 @@ A run is (model, seed, choice). The settings search (params.yaml `finetune.prese
 comes first: every point of BERT's and of Bort's grid is fine-tuned with the first seed of
 `finetune.seeds` and scored -- the task score -- on Agora's dev split, which the held-out split
 never overlaps (bort.finetune.heldout); the best point (the first listed on a tie) is each model's
-choice for the task, and its candidate run *is* that model's run of the first seed (moved into
+choice for the task, and its candidate run *is* that model's run of the first seed (copied into
 place, not trained again), so the search costs len(grid) - 1 runs per model and task. The other
 seeds then train with the choice. Why the first seed only: the search has to fit the time budget
 of the embedded default (README, "Fine-tuning settings chosen on dev"); our reading of the
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from bort import metrics as M
+from bort.errors import BortError
 from bort.finetune import MODELS, Choice, FinetuneSection, Layout, base_model, evaluate, label
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def choose(task, which: str, grid: Sequence[Choice], records: Dict[Choice, dict]
     def dev_score(choice):
         record = records[choice]
         if "agora_dev_scores" not in record:
-            raise ValueError(f"{task.name}: the settings search needs Agora's dev split, and it is empty")
+            raise BortError(f"{task.name}: the settings search needs Agora's dev split, and it is empty")
         return M.task_score(task, record["agora_dev_scores"])
     best = max(grid, key=dev_score)              # max keeps the first of equal scores
     return best, {"scored_on": "Agora's dev split (task score); first seed", "seed": records[best]["seed"],
@@ -103,6 +104,8 @@ def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds:
             progress: Optional[Callable[[Run, dict], None]] = None) -> Tuple[Dict[Tuple[str, int], dict], dict]:
     """Every run of `models` x `seeds` on the task, each model's settings chosen from its grid
     first; returns each (model, seed)'s record and each searched model's search record."""
+    from bort import tasks
+    task = tasks.get_task(task_name)
     plan = Plan(models, seeds, grids)
     layout = Layout(**{k: paths[k] for k in Layout.FIELDS})
     done: Dict[Tuple[str, int], dict] = {}
@@ -120,12 +123,10 @@ def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds:
                 return
             best, searches[which] = choose(task, which, grids[which], found[which])
             chosen[which] = best
-            promote(layout, task_name, which, plan.first, best)      # the search's run is the first seed's
+            promote(layout, task, which, plan.first, best)      # the search's run is the first seed's
             record = found[which][best]
         done[(which, seed)] = record
 
-    from bort import tasks
-    task = tasks.get_task(task_name)
     candidates = plan.candidates()
     with (_Inline(start, (task_name, paths)) if in_process else _pool(workers, task_name, paths)) as pool:
         running: Dict[Future, Run] = {}
@@ -173,11 +174,9 @@ def candidate_dir(layout: Layout, task, which: str, choice: Choice) -> Path:
     return layout.checkpoint(which, task) / SEARCH / label(choice)
 
 
-def promote(layout: Layout, task_name: str, which: str, seed: int, choice: Choice) -> None:
+def promote(layout: Layout, task, which: str, seed: int, choice: Choice) -> None:
     """Copy the chosen candidate's run folder into the model's folder for `seed` (a copy: a stage
     killed after this still finds the candidate's run where its resume looks for it)."""
-    from bort import tasks
-    task = tasks.get_task(task_name)
     source, target = candidate_dir(layout, task, which, choice) / "run", layout.model(which, task, seed)
     if target.exists():
         shutil.rmtree(target)
