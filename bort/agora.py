@@ -1,34 +1,49 @@
-"""Agora: fine-tuning with points sampled near the model's mistakes.
+"""Agora: fine-tuning with points sampled near the model's mistakes, a round kept only when it helps.
 
 de Wynter, "An Algorithm for Learning Smaller Representations of Models With Scarce Data" (arXiv
-2010.07990), as Bort uses it (arXiv 2010.10499; alexa/bort README adds "replay"). The loop, as we
-implement it:
-1. fine-tune the student on the training set (the `bort` model of the same task: Agora starts
-   from it rather than repeating the same seeded run);
-2. predict the *Agora split* of dev and collect the misses;
-3. for each miss, make `k` new points near it in the teacher's sentence-embedding space (mean
-   pooling, as the MiniLM checkpoint was trained; cosine similarity): one text segment of the miss
-   is replaced by its nearest neighbours from an unlabelled pool -- corpus sentences and the
-   *training* texts of all tasks (`pool_texts`) -- segment by segment;
-4. label the new points with a second, stronger model: the fine-tuned source model (BERT) of the
-   same task;
-5. add them to the training set and fine-tune the model further on it for `round_epochs`; with
-   `replay` every earlier round's points are trained on again, without it only the newest round's.
-Repeat for `rounds`. Each round records misses found, points added, how often the labeler agreed
-with the gold labels of the misses, and the dev score.
+2010.07990), as Bort uses it (arXiv 2010.10499; alexa/bort README adds "replay"). Only the
+abstract is known to us (../shared/design/bort.md section 4): a greedy algorithm with "an
+iterative hyperparameter searching-and-pruning procedure over a search space Θ", a stronger
+trained model and a data-generating function, whose result is "1 <= r" times better than
+training with an enumeration of Θ -- never worse than plain training. The paper's Algorithm 1 is
+not reachable from here; what follows the abstract says so, the rest is our reading:
+1. the student fine-tuned on the training set (the `bort` model of the same task and seed) -- the
+   abstract's trained model is the labeler; Agora starts from Bort's run rather than repeating it;
+2. Agora's dev split is halved by group (`split`): misses come from the *source* half, rounds are
+   judged on the *acceptance* half, which no new point was built from (our reading);
+3. for each miss, `neighbours` new points near it in the teacher's sentence-embedding space (mean
+   pooling, cosine similarity): one text segment of the miss is replaced by a pool text --
+   corpus sentences and the *training* texts of all tasks (`pool_texts`) -- at least
+   `min_similarity` like it (a neighbourhood, not nearest-anything retrieval; our reading);
+4. the new points are labelled by the stronger model, the fine-tuned source (BERT) of the same
+   task and seed, and kept only when it is `min_certainty` sure (its top probability rescaled so
+   that chance is 0): a point the labeler cannot decide -- a RACE question its passage cannot
+   answer -- is not a valid instance of the task (our reading of "loose accuracy constraints");
+5. every surviving θ of Θ (`theta`: a round's peak learning rate, its epochs) trains a copy of the
+   student on the training set + the round's points (+ every accepted round's, with `replay`),
+   on one linear decay over all rounds (`decay`: no warm-up restart per round); the best copy on
+   the acceptance half replaces the student only if it scores higher there than the student does
+   (the round is *accepted*; otherwise *rejected*: the student and the training set stay as
+   they were) -- the abstract's "never worse";
+6. Θ is pruned to its better half by the round's acceptance scores (`survivors`: greedy halving,
+   our reading of "searching-and-pruning"; the abstract's bound has a log|Θ| term).
+Repeat for `rounds`. Each round records the misses, the points proposed, dropped as uncertain or
+beyond the bound, their labels' balance, each θ's acceptance score, which θ survived, and whether
+the round was accepted (the report's Agora table).
 
 Which segment is "near", and which pool text may stand in for it, is the task shape's
 (bort.shapes: `segments`, `compatible`): text_a / text_b of pairs, the premise of COPA, the
-question of RACE, the query of ReCoRD (a pool text with a placeholder), for WiC a pool sentence
-containing the target word, for WSC one containing both spans. Agora sees the training set and
-the Agora split of dev only: a generated point whose inputs equal a held-out instance's is dropped
-(and counted), and `guard` fails loudly if a held-out input reaches training or Agora's dev split.
+question of RACE (a pool text that is a question), the query of ReCoRD (a pool text with a
+placeholder), for WiC a pool sentence containing the target word, for WSC one containing both
+spans. Agora sees the training set and Agora's dev split only: a generated point whose inputs
+equal a held-out instance's is dropped (and counted), and `guard` fails loudly if a held-out
+input reaches training or Agora's dev split.
 
 With a checkpoint folder every round ends by saving the student, the points and marks so far, the
-round records and what the labeler and the embedder said (bort.checkpoint); a killed run resumes
-after its last completed round. Each round's fit re-seeds everything, and the frozen part's cache
-is rebuilt round by round as the rounds built it, so a resumed run ends where an uninterrupted
-one does.
+round records, Θ's survivors and what the labeler and the embedder said (bort.checkpoint); a
+killed run resumes after its last completed round. Each fit re-seeds everything, and the frozen
+part's cache is rebuilt round by round as the rounds built it, so a resumed run ends where an
+uninterrupted one does.
 """
 from __future__ import annotations
 
@@ -37,12 +52,13 @@ import logging
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, List, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
 from bort.corpus import task_texts
 from bort.finetune import AgoraConfig
+from bort.finetune import label as label_of
 from bort.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -81,10 +97,15 @@ class Pool:
         folder = Path(folder)
         return cls(json.loads((folder / cls.TEXTS).read_text(encoding="utf-8")), np.load(folder / cls.VECTORS))
 
-    def neighbours(self, vector: np.ndarray, accept: Callable[[str], bool], k: int) -> List[str]:
-        order = np.argsort(-(self.vectors @ vector), kind="stable")
+    def neighbours(self, vector: np.ndarray, accept: Callable[[str], bool], k: int,
+                   min_similarity: float = -1.0) -> List[str]:
+        """Up to `k` accepted texts, nearest first, none less similar than `min_similarity`."""
+        sims = self.vectors @ vector
+        order = np.argsort(-sims, kind="stable")
         out = []
         for j in order:
+            if sims[j] < min_similarity:
+                break
             if accept(self.texts[j]):
                 out.append(self.texts[j])
                 if len(out) == k:
@@ -93,33 +114,40 @@ class Pool:
 
 
 def sample_near(task: Task, misses: Sequence[dict], pool: Pool, embed: Callable[[List[str]], np.ndarray],
-                k: int, limit: int, taken: Set[tuple] = frozenset()) -> List[Tuple[tuple, dict]]:
+                k: int, limit: int, taken: Set[tuple] = frozenset(),
+                min_similarity: float = -1.0) -> Tuple[List[Tuple[tuple, dict]], int]:
     """k new unlabelled points per replaceable segment of each miss, nearest first, as (mark,
     point) pairs; a mark is (the miss's inputs, the point's inputs). A point a miss already
     brought -- in `taken` (earlier rounds) or for another of its segments -- is passed over for
-    the next neighbour, so a miss that recurs brings new points rather than copies."""
+    the next neighbour, so a miss that recurs brings new points rather than copies. A neighbour
+    must be at least `min_similarity` (cosine) like the segment it replaces: nearest-first alone
+    is retrieval, not a neighbourhood (a miss with nothing near brings nothing). Returns (the
+    points, how many of the k per segment the bound left unfilled)."""
     shape = task.shape
     new: List[Tuple[tuple, dict]] = []
     if not misses:
-        return new
+        return new, 0
     taken = set(taken)
     plan = [(m, key) for m in misses for key in shape.segments(m)]
     vectors = embed([m[key] for m, key in plan])
+    short = 0
     for (miss, key), vector in zip(plan, vectors):
         base = {kk: v for kk, v in miss.items() if kk not in ("label", "answers")}
         origin = shape.inputs(miss)
 
         def fresh(text):
             return shape.compatible(miss, key, text) and (origin, shape.inputs(dict(base, **{key: text}))) not in taken
-        for text in pool.neighbours(vector, fresh, k):
+        found = pool.neighbours(vector, fresh, k, min_similarity)
+        short += k - len(found)
+        for text in found:
             point = dict(base, **{key: text})
             mark = (origin, shape.inputs(point))
             taken.add(mark)
             point["id"] = f'agora-{miss["id"]}-{key}-{len(new)}'
             new.append((mark, point))
             if len(new) >= limit:
-                return new
-    return new
+                return new, short
+    return new, short
 
 
 class Memo:
@@ -152,103 +180,183 @@ def guard(task: Task, points: Sequence[dict], forbidden: Set[tuple], where: str)
         raise AssertionError(f"Agora {where} contains {len(leaked)} held-out point(s), e.g. {leaked[:3]}")
 
 
+def split(task: Task, agora_dev: List[dict], seed: int) -> Tuple[List[dict], List[dict]]:
+    """(the source half, the acceptance half) of Agora's dev split, by group (a WSC text, a RACE
+    passage: `shape.groups`, as the held-out split is made), seeded: misses are drawn from the
+    source half only, and a round is judged on the acceptance half, which its new points were not
+    built from (our reading of "a round kept only when it helps": judged on the points it was made
+    from, every round would look like it helps)."""
+    shape = task.shape
+    source, accept = shape.hold_out(agora_dev, shape.groups(agora_dev), np.random.RandomState(seed))
+    return source, accept
+
+
+def decay(round_index: int, rounds: int) -> Callable[[int, int], float]:
+    """Round `round_index`'s slice of one linear decay over all rounds: the rate falls from θ's lr
+    at the first round's first step to zero at the last round's last step, with no warm-up (the
+    student arrives fine-tuned) and no restart per round."""
+    def factor(step: int, total: int) -> float:
+        return max(0.0, 1.0 - (round_index + step / max(1, total)) / rounds)
+    return factor
+
+
+def survivors(scored: List[Tuple[float, int]]) -> List[int]:
+    """Θ's pruning after a round: the better half (rounded up) of the θ tried, by acceptance score
+    (the first tried wins a tie), as indices into Θ in their order. Greedy halving is our reading
+    of the paper's "iterative hyperparameter searching-and-pruning" (arXiv 2010.07990, abstract:
+    its bound has a log|Θ| term, as halving gives)."""
+    ranked = sorted(scored, key=lambda si: -si[0])          # stable: the first tried wins a tie
+    return sorted(i for _, i in ranked[:(len(ranked) + 1) // 2])
+
+
+def judge(labeler) -> Callable[[list], list]:
+    """The labeler as (label, certainty) per point: its `predict_certain`, or certain labels."""
+    if hasattr(labeler, "predict_certain"):
+        return labeler.predict_certain
+    return lambda items: [(y, 1.0) for y in labeler.predict(items)]
+
+
 def run(task: Task, model, train: List[dict], agora_dev: List[dict], labeler,
         pool: Pool, embed, cfg: AgoraConfig, forbidden: Set[tuple], score: Callable, progress=None,
-        checkpoint_dir=None, sources: dict = None):
+        checkpoint_dir=None, sources: dict = None, seed: int = 0):
     """Agora's rounds on `model`, a student already fine-tuned on `train` (step 1); `forbidden`
     holds the inputs (`shape.inputs`) of the held-out instances. Returns (the student after the
-    rounds, per-round records). With `checkpoint_dir` (a TaskModel student) a killed run resumes
-    after its last completed round, when it was made from the same `sources` (digests of what the
-    labeler, the pool and the embedder were loaded from: the memos of their answers are resumed)."""
+    rounds, per-round records). A round: misses on the source half of Agora's dev (`split`) ->
+    neighbours within `min_similarity` -> labelled by `labeler`, kept when it is `min_certainty`
+    sure -> every surviving θ of Θ trains a copy of the student on train + the points (one decay
+    over all rounds, `decay`) -> the best copy on the acceptance half is kept only if it beats the
+    student there (the round is accepted, its points stay for later rounds), else the round is
+    rejected and the student is unchanged -> Θ is pruned to its better half (`survivors`).
+    With `checkpoint_dir` (a TaskModel student) a killed run resumes after its last completed
+    round, when it was made from the same `sources` (digests of what the labeler, the pool and the
+    embedder were loaded from: the memos of their answers are resumed)."""
     shape = task.shape
     guard(task, train, forbidden, "training set")
     guard(task, agora_dev, forbidden, "dev split")
-    embed, label = Memo(embed), Memo(labeler.predict, shape.inputs)
-    records, added, marks = [], [], []
-    latest: List[dict] = []
+    source, accept = split(task, agora_dev, seed)
+    thetas = cfg.thetas()
+    embed, label = Memo(embed), Memo(judge(labeler), shape.inputs)
+    state = {"records": [], "points": [], "marks": [], "alive": list(range(len(thetas)))}
     config_id = None
     if checkpoint_dir is not None:
         from bort import checkpoint
-        config_id = model.fingerprint(train, agora=asdict(cfg), dev=checkpoint.digest(agora_dev),
+        config_id = model.fingerprint(train, agora=asdict(cfg), dev=checkpoint.digest(agora_dev), seed=seed,
                                       sources=sources or {})
-        records, added, marks = resume(checkpoint_dir, model, train, cfg, config_id, embed, label)
-    preds = model.predict(agora_dev)            # a round starts from the previous round's predictions
+        state = resume(checkpoint_dir, model, train, cfg, config_id, embed, label) or state
+    records, marks = state["records"], state["marks"]
+    if not source or not accept:
+        log.info("%s: Agora's dev split has %d group(s): too few to draw misses from one half and judge "
+                 "on the other; no rounds", task.name, len(shape.groups(agora_dev)))
+        return model, records
+    current = score(accept, model.predict(accept))
+    preds = model.predict(source)
     for r in range(len(records), cfg.rounds):
         if hasattr(progress, "set_description"):
             progress.set_description(f"agora {task.name} round {r + 1}/{cfg.rounds}")
-        misses = [inst for inst, p in zip(agora_dev, preds) if shape.is_miss(inst, p)]
-        record = {"round": r + 1, "dev_before": score(agora_dev, preds), "misses": len(misses)}
-        sampled = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round, set(marks))
+        misses = [inst for inst, p in zip(source, preds) if shape.is_miss(inst, p)]
+        record = {"round": r + 1, "misses": len(misses), "accept_before": current}
+        sampled, short = sample_near(task, misses, pool, embed, cfg.neighbours, cfg.max_new_per_round, set(marks),
+                                     cfg.min_similarity)
+        record["neighbours_beyond_bound"] = short
         kept = [(m, p) for m, p in sampled if shape.inputs(p) not in forbidden]   # a neighbour swap may
         record["dropped_heldout_collisions"] = len(sampled) - len(kept)           # recreate a held-out point
-        points = [p for _, p in kept]
-        guard(task, points, forbidden, f"round {r + 1} points")
-        labels = label(misses + points)          # one pass: agreement on misses, labels for points
+        guard(task, [p for _, p in kept], forbidden, f"round {r + 1} points")
+        marks.extend(m for m, _ in kept)          # a point proposed once is never proposed again
+        judged = label(misses + [p for _, p in kept])    # one pass: agreement on misses, labels for points
         if misses:
-            record["labeler_agreement"] = float(np.mean([not shape.is_miss(m, p) for m, p in zip(misses, labels)]))
-        latest = [shape.with_label(p, y) for p, y in zip(points, labels[len(misses):])]
-        added.extend(latest)
-        marks.extend(m for m, _ in kept)
-        record["points_added"] = len(latest)
-        record["points_total"] = len(added)
-        model.fit(round_set(train, added, len(added) - len(latest), len(added), cfg.replay), progress,
-                  epochs=cfg.round_epochs)
-        preds = model.predict(agora_dev)
-        record["dev_after"] = score(agora_dev, preds)
+            record["labeler_agreement"] = float(np.mean([not shape.is_miss(m, y) for m, (y, _) in zip(misses, judged)]))
+        points = [shape.with_label(p, y) for (_, p), (y, c) in zip(kept, judged[len(misses):])
+                  if c >= cfg.min_certainty]
+        record["points_uncertain"] = len(kept) - len(points)
+        record["points_valid"] = len(points)
+        record["point_labels"] = label_counts(task, points)
+        state["points"].append(points)
+        record["theta"], best = [], None          # no valid point: nothing new to train on or to judge
+        if points:
+            model, record["theta"], best = try_thetas(model, round_train(train, state, r, cfg.replay), accept,
+                                                      score, thetas, state["alive"], cfg, r, progress)
+            state["alive"] = survivors([(t["accept_score"], i) for t, i in zip(record["theta"], state["alive"])])
+        record["theta_kept"] = [label_of(thetas[i]) for i in state["alive"]]
+        record["accepted"] = best is not None and best[0] > current
+        if record["accepted"]:
+            model.load_weights(best[1])
+            current = best[0]
+            preds = model.predict(source)
+        record["accept_after"] = current
+        record["points_added"] = len(points) if record["accepted"] else 0
         records.append(record)
-        log.info("%s Agora round %d: %d misses, %d points added, labeler agreement %s, dev %.3f -> %.3f",
-                 task.name, r + 1, len(misses), len(latest), record.get("labeler_agreement"),
-                 record["dev_before"], record["dev_after"])
+        log.info("%s Agora round %d: %d misses, %d valid points (%d uncertain, %d beyond the bound), "
+                 "labeler agreement %s, θ %s, acceptance %.3f -> %.3f, %s", task.name, r + 1, len(misses),
+                 len(points), record["points_uncertain"], short, record.get("labeler_agreement"),
+                 [(t["setting"], round(t["accept_score"], 3)) for t in record["theta"]], record["accept_before"],
+                 record["accept_after"], "accepted" if record["accepted"] else "rejected")
         if checkpoint_dir is not None:
-            save(checkpoint_dir, model, records, added, marks, embed, label, config_id)
+            save(checkpoint_dir, model, state, embed, label, config_id)
     return model, records
 
 
-def round_sets(train: List[dict], added: List[dict], records: List[dict], replay: bool) -> List[List[dict]]:
-    """The training set of each recorded round: `train` plus every point so far (replay) or the
-    round's own points."""
-    out, end = [], 0
-    for record in records:
-        start, end = end, end + record["points_added"]
-        out.append(round_set(train, added, start, end, replay))
-    return out
+def try_thetas(model, train: List[dict], accept: List[dict], score: Callable, thetas, alive: List[int],
+               cfg: AgoraConfig, r: int, progress):
+    """Each surviving θ trains the student from the same weights on `train`; returns (the student
+    with its starting weights, each θ's record, (the best acceptance score, its weights) or None)."""
+    start, tried, best = model.weights(), [], None
+    for i in alive:
+        setting = dict(thetas[i])
+        model.load_weights(start)
+        losses = model.fit(train, progress, epochs=setting.get("round_epochs", cfg.round_epochs),
+                           lr=setting.get("lr"), schedule=decay(r, cfg.rounds))
+        value = score(accept, model.predict(accept))
+        tried.append({"setting": label_of(thetas[i]), "accept_score": value, "epoch_losses": losses})
+        if best is None or value > best[0]:
+            best = (value, model.weights())
+    model.load_weights(start)
+    return model, tried, best
 
 
-def round_set(train: List[dict], added: List[dict], start: int, end: int, replay: bool) -> List[dict]:
-    """What a round trains on: `train` plus the points added up to `end` (replay), or only that
-    round's, added[start:end]."""
-    return list(train) + (added[:end] if replay else added[start:end])
+def round_train(train: List[dict], state: dict, r: int, replay: bool) -> List[dict]:
+    """What round `r` trains on: `train`, the points of every earlier accepted round (replay), and
+    its own points."""
+    earlier = [p for k, rec in enumerate(state["records"][:r]) if rec["accepted"] and replay
+               for p in state["points"][k]]
+    return list(train) + earlier + state["points"][r]
 
 
-def save(folder, model, records, added, marks, embed: Memo, label: Memo, config_id: str) -> None:
+def label_counts(task: Task, points: List[dict]) -> Dict[str, int]:
+    """How many new points each label got (the balance the report shows; a regression's: none)."""
+    from collections import Counter
+    counts = Counter(str(p["label"]) for p in points if "label" in p and not isinstance(p["label"], float))
+    return dict(sorted(counts.items()))
+
+
+def save(folder, model, state: dict, embed: Memo, label: Memo, config_id: str) -> None:
     """The state after a round: the student's weights and everything the next round reads."""
     from bort import checkpoint
     texts = sorted(embed.known)
     vectors = np.stack([embed.known[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
     checkpoint.save(folder, {"model": model.net}, None,
-                    {"round": len(records), "records": records, "added": added, "marks": marks,
-                     "labels": [[k, v] for k, v in label.known.items()], "embedded": texts, "config": config_id},
+                    dict(state, round=len(state["records"]), labels=[[k, v] for k, v in label.known.items()],
+                         embedded=texts, config=config_id),
                     arrays={"embeddings": vectors}, trained_only=True)
 
 
 def resume(folder, model, train, cfg: AgoraConfig, config_id: str, embed: Memo, label: Memo):
-    """(records, points added, marks) after the last round the checkpoint in `folder` holds --
-    the student's weights, its frozen cache and both memos restored -- or a fresh start."""
+    """The state after the last round the checkpoint in `folder` holds -- the student's weights,
+    its frozen cache and both memos restored -- or None (a fresh start)."""
     from bort import checkpoint
-    state = checkpoint.load_state(folder)
-    if state is None or state.get("config") != config_id:
-        if state is not None:
+    saved = checkpoint.load_state(folder)
+    if saved is None or saved.get("config") != config_id:
+        if saved is not None:
             log.info("Agora checkpoint %s was made by other settings, data or weights; starting at round 1", folder)
-        return [], [], []
-    checkpoint.restore(folder, {"model": model.net}, None, state, ctx=model.ctx, trained_only=True)
-    records, added = state["records"], state["added"]
-    for round_train in round_sets(train, added, records, cfg.replay):   # the frozen cache, as the
-        model.warm_cache(round_train)                                   # rounds built it
-    label.known.update((_tuples(k), v) for k, v in state["labels"])
-    vectors = checkpoint.load_array(folder, "embeddings")
-    embed.known.update(zip(state["embedded"], vectors))
-    log.info("resuming Agora from checkpoint %s after round %d", folder, len(records))
-    return records, added, [_tuples(m) for m in state["marks"]]
+        return None
+    checkpoint.restore(folder, {"model": model.net}, None, saved, ctx=model.ctx, trained_only=True)
+    state = {k: saved[k] for k in ("records", "points", "marks", "alive")}
+    state["marks"] = [_tuples(m) for m in state["marks"]]
+    for r in range(len(state["records"])):           # the frozen cache, as the rounds built it
+        model.warm_cache(round_train(train, state, r, cfg.replay))
+    label.known.update((_tuples(k), tuple(v)) for k, v in saved["labels"])
+    embed.known.update(zip(saved["embedded"], checkpoint.load_array(folder, "embeddings")))
+    log.info("resuming Agora from checkpoint %s after round %d", folder, len(state["records"]))
+    return state
 
 
 def _tuples(value):

@@ -45,10 +45,19 @@ def pct(value: Optional[float]) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
-def to_markdown(header: List[str], rows: List[List]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+class Table(str):
+    """A table's Markdown that keeps its cells (`header`, `rows`), so that report.html renders
+    the same data as report.md without reading Markdown back (bort.report_html)."""
+    header: List[str]
+    rows: List[List[str]]
+
+
+def to_markdown(header: List[str], rows: List[List]) -> Table:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    table = Table("\n".join([line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]))
+    table.header, table.rows = [str(c) for c in header], [[str(c) for c in row] for row in rows]
+    return table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,10 +222,12 @@ def _one_class_cause(task, runs_by_task: Dict[str, dict]) -> str:
     result = runs_by_task.get(trained.name, {})
     losses = [r["epoch_losses"][-1] for r in result.get("runs", []) if r.get("epoch_losses")]
     rounds = [r["agora_rounds"] for r in result.get("runs", []) if r.get("agora_rounds")]
-    if not losses and rounds:                   # Bort + Agora: its rounds' scores on Agora's dev split
-        moves = ", ".join(f"{pct(seed[0]['dev_before'])} -> {pct(seed[-1]['dev_after'])}" for seed in rounds)
-        where = f"on its parent {trained.label}'s Agora dev split" if task.scored_by else "on Agora's dev split"
-        return f"Agora's rounds moved the score {where} {moves} (seed by seed), and the model predicts one class here."
+    if not losses and rounds:                   # Bort + Agora: its rounds on the acceptance half
+        moves = ", ".join(f"{pct(seed[0].get('accept_before'))} -> {pct(seed[-1].get('accept_after'))} "
+                          f"({sum(bool(r.get('accepted')) for r in seed)} of {len(seed)} rounds accepted)" for seed in rounds)
+        where = f"on its parent {trained.label}'s acceptance half" if task.scored_by else "on the acceptance half"
+        return (f"Agora's rounds moved the score {where} of Agora's dev split {moves} (seed by seed), and the "
+                "model predicts one class here.")
     if not losses or trained.labels is None:
         return "no training record to say why."
     chance = math.log(len(trained.labels))
@@ -315,20 +326,25 @@ def _setting(setting: dict) -> str:
 
 
 def agora_rows(finetune: Dict[str, Dict[str, dict]]):
-    """Every Agora round of every seed's run."""
-    header = ["task", "seed", "round", "misses on Agora's dev split", "points added",
-              "dropped (equal to a held-out point)", "labeler agreement on misses", "Agora-dev score before",
-              "Agora-dev score after"]
+    """Every Agora round of every seed's run: the points proposed and kept, their labels, each θ's
+    score on the acceptance half, the θ kept by the pruning, and whether the round was accepted."""
+    header = ["task", "seed", "round", "misses (source half)", "valid points", "uncertain (dropped)",
+              "unfilled by the similarity bound", "labels of valid points", "labeler agreement on misses",
+              "θ: acceptance score", "θ kept", "acceptance before", "acceptance after", "round"]
     rows = []
     for task in T.TASKS.values():
         result = finetune.get("bort-agora", {}).get(task.name)
         for run in (result or {}).get("runs", []):
             for r in run.get("agora_rounds", []):
-                agreement = r.get("labeler_agreement")
-                rows.append([task.label, run["seed"], r["round"], r["misses"], r["points_added"],
-                             r.get("dropped_heldout_collisions", 0),
+                agreement, theta = r.get("labeler_agreement"), r.get("theta", [])
+                accepted = r.get("accepted")         # None: a record made before rounds were judged
+                rows.append([task.label, run["seed"], r["round"], r["misses"], r.get("points_valid", ""),
+                             r.get("points_uncertain", ""), r.get("neighbours_beyond_bound", ""),
+                             " ".join(f"{k}:{v}" for k, v in r.get("point_labels", {}).items()),
                              "" if agreement is None else f"{100 * agreement:.1f}",
-                             pct(r["dev_before"]), pct(r["dev_after"])])
+                             " ".join(f"{t['setting']}: {pct(t['accept_score'])}" for t in theta),
+                             " ".join(r.get("theta_kept", [])), pct(r.get("accept_before")), pct(r.get("accept_after")),
+                             "" if accepted is None else "accepted" if accepted else "rejected"])
     return header, rows
 
 

@@ -98,8 +98,13 @@ def extraction_section(extract: dict, front_header: List[str], front_rows_: List
 # ---------------------------------------------------------------------------------------------
 
 def timing_markdown(timing: Optional[dict]) -> str:
+    return "\n".join(timing_lines(timing))
+
+
+def timing_lines(timing: Optional[dict]) -> List[str]:
+    """timing.md as a list of lines and tables (bort.report.Table), which report.html renders too."""
     if not timing:
-        return "# Timing\n\nNo metrics/timing.json yet: run `dvc repro time`.\n"
+        return ["# Timing", "", "No metrics/timing.json yet: run `dvc repro time`.", ""]
     machine = timing["machine"]
     lines = ["# Timing: CPU inference, BERT vs Bort (one run)", "",
              f"Measured by the `time` stage on {machine['cpu']} ({machine['logical_cores']} logical cores), "
@@ -120,7 +125,8 @@ def timing_markdown(timing: Optional[dict]) -> str:
             t = m[b]
             row += [f"{t['p50_ms']:.1f}", f"{t['p90_ms']:.1f}", f"{t['gflops']:.1f}", f"{100 * t['fraction_of_peak']:.0f}"]
         rows.append(row)
-    lines += [to_markdown(header, rows), "", "Speed-ups (ratio of p50 latencies, same run):", ""]
+    lines += [to_markdown(header, rows), "", "![CPU latency per model and batch size](timing.png)", "",
+              "Speed-ups (ratio of p50 latencies, same run):", ""]
     for key, ratios in timing.get("speedup", {}).items():
         lines.append(f"- {key}: " + ", ".join(f"{b.upper()} {r:.1f}x" for b, r in ratios.items()))
     lines += ["", "Published: Bort is 7.9x faster than BERT-base on a CPU (paper), about 20x faster than "
@@ -137,18 +143,19 @@ def timing_markdown(timing: Optional[dict]) -> str:
         lines += ["", "Making Bort fast: the dense layers in int8 through oneDNN (`bort.quantize`; the self-attention "
                   "matmuls, embeddings and pooler stay fp32). GFLOP/s and % of peak count the fp32 FLOPs, so they "
                   "compare with the fp32 rows above (int8 may pass 100% of the fp32 peak); the accuracy cost on "
-                  "fine-tuned students is in report.md.", "",
-                  "| model | batch | fp32 p50 ms | int8 p50 ms | fp32 / int8 | fp32 % of peak | int8 % of fp32 peak "
-                  "| ONNX Runtime fp32 p50 ms | int8 / ONNX Runtime | max \\|int8 - fp32\\| (max \\|fp32\\|) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "fine-tuned students is in report.md.", ""]
+        header = ["model", "batch", "fp32 p50 ms", "int8 p50 ms", "fp32 / int8", "fp32 % of peak", "int8 % of fp32 peak",
+                  "ONNX Runtime fp32 p50 ms", "int8 / ONNX Runtime", "max |int8 - fp32| (max |fp32|)"]
+        rows = []
         for name, per_batch in timing["int8"].items():
             for b, q in per_batch.items():
                 f32 = timing["models"][name][b]
                 ort = timing.get("onnxruntime", {}).get(name, {}).get(b)
-                peer = f"{ort['p50_ms']:.1f} | {q['p50_ms'] / ort['p50_ms']:.2f}" if ort else " | "
-                lines.append(f"| {name} | {b[1:]} | {f32['p50_ms']:.1f} | {q['p50_ms']:.1f} | {q['fp32_over_int8']:.2f}x "
-                             f"| {100 * f32['fraction_of_peak']:.0f}% | {100 * q['fraction_of_peak']:.0f}% | {peer} "
-                             f"| {q['max_abs_diff_vs_fp32']:.3f} ({q['max_abs_fp32_output']:.2f}) |")
+                peer = [f"{ort['p50_ms']:.1f}", f"{q['p50_ms'] / ort['p50_ms']:.2f}"] if ort else ["", ""]
+                rows.append([name, b[1:], f"{f32['p50_ms']:.1f}", f"{q['p50_ms']:.1f}", f"{q['fp32_over_int8']:.2f}x",
+                             f"{100 * f32['fraction_of_peak']:.0f}%", f"{100 * q['fraction_of_peak']:.0f}%", *peer,
+                             f"{q['max_abs_diff_vs_fp32']:.3f} ({q['max_abs_fp32_output']:.2f})"])
+        lines.append(to_markdown(header, rows))
     gpu = timing.get("gpu")
     lines += ["", f"GPU: {gpu if isinstance(gpu, str) else 'timed on ' + gpu['device']}", ""]
-    return "\n".join(lines)
+    return lines

@@ -6,8 +6,8 @@
 
 Same machine (the promise: byte-identical): hashes every file under metrics/ and reports/ except
 the measured times (metrics/timing.json, metrics/pretrain_speed.json, reports/timing.md,
-reports/timing.png), runs the stages again with `--force`, hashes again and lists every file
-that changed. Exit 0 when nothing did, 1 otherwise.
+reports/timing.png, and reports/report.html, which shows them), runs the stages again with
+`--force`, hashes again and lists every file that changed. Exit 0 when nothing did, 1 otherwise.
 
 Another CPU family (the promise: the same conclusions; oneDNN, OpenBLAS and ONNX Runtime pick
 kernels and blockings per CPU, so the last bits of trained weights differ, README "Determinism"):
@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bort.finetune import MODELS                                              # noqa: E402
 from bort.significance import COMPARISONS                                     # noqa: E402
 
-TIMED = {"metrics/timing.json", "metrics/pretrain_speed.json", "reports/timing.md", "reports/timing.png"}
+TIMED = {"metrics/timing.json", "metrics/pretrain_speed.json", "reports/timing.md", "reports/timing.png",
+         "reports/report.html"}
 SIGNIFICANCE = Path("metrics/significance.json")
 
 

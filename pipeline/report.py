@@ -1,4 +1,5 @@
-"""Stage `report`: report.md and one CSV per table, timing.md and scores.png, into one folder.
+"""Stage `report`: report.md and one CSV per table, timing.md, scores.png, and report.html (all of
+them as one self-contained page, with the extraction's and the timing's figures), into one folder.
 
 Reads only metrics files, the source's arch.json and the extraction's candidate table; every
 number in a table comes from a metrics file, which came from a stage the repo can repeat. The
@@ -7,14 +8,15 @@ tasks shown are params.yaml `tasks` and the sets their models score.
   python pipeline/report.py --prepare metrics/prepare.json --teacher-arch models/teacher/arch.json \
       --extract metrics/extract.json --candidates reports/candidates.csv \
       --pretrain metrics/pretrain.json --timing metrics/timing.json --int8 metrics/int8.json \
-      --finetune metrics/finetune --diagnostics metrics/diagnostics.json --significance metrics/significance.json --out reports
+      --finetune metrics/finetune --diagnostics metrics/diagnostics.json --significance metrics/significance.json \
+      --witness metrics/witness.json --pareto reports/pareto.png --timing-plot reports/timing.png --out reports
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, report, report_architecture, tasks                      # noqa: E402
+from bort import cli, report, report_architecture, report_html, tasks         # noqa: E402
 from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, Layout                                      # noqa: E402
@@ -43,6 +45,7 @@ def main(argv=None) -> int:
         "diagnostics": "the diagnostics stage's metrics",
         "significance": "the significance stage's intervals and tests",
         "witness": "the learnability witness (`python -m bort.witness --out ...`; committed, not a stage)",
+        "pareto": "the extraction's Pareto-front figure", "timing-plot": "the time stage's latency figure",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
     selected = tasks.selected()
@@ -122,8 +125,13 @@ def main(argv=None) -> int:
                      report.to_markdown(header, rows), ""]
     header, rows = report.agora_rows(finetune)
     write_text(out / "agora.csv", to_csv(header, rows))
-    sections += ["## Agora rounds", "", "Measured on Agora's own split of dev (which it reads); the labeler is "
-                 "the fine-tuned source model of the same task and seed.", "", report.to_markdown(header, rows), ""]
+    sections += ["## Agora rounds", "", "Agora (bort.agora; README \"Agora\") halves its own split of dev by group: misses "
+                 "are drawn from the source half, and a round is judged on the acceptance half, which no new point was "
+                 "built from. A new point is a pool text at least `min_similarity` like the segment it replaces, "
+                 "labelled by the fine-tuned source model of the same task and seed and kept only when that labeler is "
+                 "`min_certainty` sure. Every surviving θ of Θ trains a copy of the student; the best copy replaces "
+                 "the student only when it beats it on the acceptance half (accepted), and Θ keeps its better half. "
+                 "Scores here are on Agora's dev split, never the held-out rows.", "", report.to_markdown(header, rows), ""]
     header, rows = report_architecture.front_rows(args.candidates)
     write_text(out / "front.csv", to_csv(header, rows))
     if extract:
@@ -149,10 +157,13 @@ def main(argv=None) -> int:
                      f"Mean task score: fp32 {100 * mean['fp32']:.1f}, int8 {100 * mean['int8']:.1f} "
                      f"({100 * (mean['int8'] - mean['fp32']):+.1f} points).", ""]
     sections += ["Timing lives in [timing.md](timing.md) (never byte-identical).", "",
-                 "![scores](scores.png)", ""]
+                 "![Task scores per task and model, with intervals](scores.png)", ""]
     write_text(out / "report.md", "\n".join(sections))
-    write_text(out / "timing.md", report_architecture.timing_markdown(report.load_json(args.timing)))
+    timing = report_architecture.timing_lines(report.load_json(args.timing))
+    write_text(out / "timing.md", "\n".join(timing))
     report.scores_figure(finetune, floor, out / "scores.png", significance)
+    figures = {"scores.png": out / "scores.png", "pareto.png": args.pareto, "timing.png": args.timing_plot}
+    write_text(out / "report.html", report_html.render(sections, timing, figures))
     return 0
 
 

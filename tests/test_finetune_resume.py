@@ -164,15 +164,17 @@ def test_agora_killed_in_round_two_resumes_to_the_same_student(vocab, tmp_path):
 
     labeler = Labeler()
     reference, records = run(student(), tmp_path / "uninterrupted", labeler=labeler)
-    assert len(records) == 2 and records[0]["points_added"] > 0
+    assert len(records) == 2 and all(r["points_valid"] > 0 for r in records)
+    assert [len(r["theta"]) for r in records] == [2, 1]                  # Θ pruned after round 1
     folder = tmp_path / "killed"
-    steps_round_one = -(-(len(train) + records[0]["points_added"]) // 8)
+    steps_round_one = 2 * -(-(len(train) + records[0]["points_valid"]) // 8)    # both θ of Θ
     with pytest.raises(Killed):
         run(student(), folder, kill_after(steps_round_one + 1))
     assert json.loads((folder / "state.json").read_text())["round"] == 1
     batches, resumed_labeler = [], Labeler()
     resumed, resumed_records = run(student(), folder, batches.append, resumed_labeler)
-    assert len(batches) == -(-(len(train) + records[1]["points_total"]) // 8)     # round 2 only
+    kept = records[0]["points_added"] + records[1]["points_valid"]      # replay: an accepted round's points
+    assert len(batches) == -(-(len(train) + kept) // 8)                  # round 2 only, its one θ
     assert resumed_labeler.calls == labeler.calls[1:]            # what round 1 labelled is not labelled again
     assert resumed_records == records
     assert same(parameters(resumed), parameters(reference))
@@ -182,16 +184,17 @@ def test_an_agora_checkpoint_keeps_what_the_labeler_and_the_embedder_said(vocab,
     """A resumed run neither labels nor embeds again what an earlier round did (and gets the very
     values: a labeler's output may depend on the batch it came in)."""
     model = tiny_model(TASK, vocab, epochs=1)
-    label, embedded = agora.Memo(Labeler().predict, TASK.shape.inputs), agora.Memo(embed)
+    label, embedded = agora.Memo(agora.judge(Labeler()), TASK.shape.inputs), agora.Memo(embed)
     points = make(TASK, np.random.RandomState(1), 3)
     label(points)
     embedded([p["text_a"] for p in points])
     marks = [(TASK.shape.inputs(points[0]), TASK.shape.inputs(points[1]))]
-    agora.save(tmp_path, model, [], points, marks, embedded, label, "id")
+    state = {"records": [], "points": [points], "marks": marks, "alive": [1]}
+    agora.save(tmp_path, model, state, embedded, label, "id")
     label2, embedded2 = agora.Memo(None, TASK.shape.inputs), agora.Memo(None)
     cfg = AgoraConfig(rounds=2, round_epochs=1, neighbours=1, replay=True, max_new_per_round=8)
-    records, added, restored_marks = agora.resume(tmp_path, model, [], cfg, "id", embedded2, label2)
-    assert (records, added, restored_marks) == ([], points, marks)
+    assert agora.resume(tmp_path, model, [], cfg, "id", embedded2, label2) == state
     assert label2.known == label.known
     assert embedded2.known.keys() == embedded.known.keys()
     assert all(np.array_equal(embedded2.known[k], embedded.known[k]) for k in embedded.known)
+    assert agora.resume(tmp_path, model, [], cfg, "other settings", embedded2, label2) is None

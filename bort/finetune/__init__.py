@@ -30,7 +30,7 @@ companion code fine-tunes everything.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -115,23 +115,54 @@ class FinetuneConfig(Section):
             raise ParamError("frozen_layers", "> 0 needs freeze_embeddings: true")
 
 
+Setting = Union[bool, int, float, str]
+Choice = Tuple[Tuple[str, Setting], ...]       # one point of a search grid, as sorted (key, value) pairs
+
+
+def grid_points(grid: Dict[str, List[Setting]]) -> List[Choice]:
+    """Every point of a grid (key -> values): the product over its keys (sorted), each key's values
+    in the order listed (the first point wins a tie); [()] -- one point, no change -- when empty."""
+    keys = sorted(grid)
+    return [tuple(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [()]
+
+
+def check_grid(grid: Dict[str, List[Setting]], allowed, where: str, what: str) -> None:
+    """A grid's keys are `what` (one of `allowed`); its lists non-empty and distinct."""
+    for key, values in sorted(grid.items()):
+        if key not in allowed:
+            raise ParamError(f"{where}.{key}", f"expected {what}: {sorted(allowed)}")
+        if not values or len(set(map(repr, values))) != len(values):
+            raise ParamError(f"{where}.{key}", f"expected a non-empty list of distinct values, got {values}")
+
+
 @dataclass(frozen=True)
 class AgoraConfig(Section):
     """params.yaml `finetune.agora` (bort.agora)."""
     rounds: int = 2
     round_epochs: int = 1          # epochs of further fine-tuning on the augmented set per round
     neighbours: int = 2            # new points per replaceable segment of each miss
-    replay: bool = True            # every round trains on all earlier rounds' points again
+    replay: bool = True            # every round trains on all accepted rounds' points again
     max_new_per_round: int = 300
+    theta: Dict[str, List[Setting]] = field(default_factory=lambda: {"lr": [0.0001, 0.0003]})  # Θ
+    min_similarity: float = 0.5    # a neighbour's cosine similarity to the text it replaces, at least
+    min_certainty: float = 0.5     # the labeler's certainty (0 chance, 1 sure) a new point needs
+
+    THETA_KEYS = ("lr", "round_epochs")     # what a θ may set: a round's peak rate and its epochs
 
     def validate(self) -> None:
         positive(self, "round_epochs", "neighbours", "max_new_per_round")
         if self.rounds < 0:
             raise ParamError("rounds", f"expected 0 (no Agora rounds) or more, got {self.rounds}")
+        check_grid(self.theta, self.THETA_KEYS, "theta", "a setting a θ may change")
+        for key in ("min_similarity", "min_certainty"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ParamError(key, f"expected a number in [0, 1], got {getattr(self, key)}")
+
+    def thetas(self) -> List[Choice]:
+        """Θ's points, in `grid_points` order."""
+        return grid_points(self.theta)
 
 
-Setting = Union[bool, int, float, str]
-Choice = Tuple[Tuple[str, Setting], ...]       # one point of a search grid, as sorted (key, value) pairs
 HELDOUT = Literal["auto", "test", "dev_half"]     # params.yaml finetune.heldout
 
 
@@ -158,20 +189,13 @@ class Preset(Section):
         for which, grid in sorted(self.search.items()):
             if which not in ("bert", "bort"):
                 raise ParamError(f"search.{which}", "expected a model: bert or bort (Bort + Agora continues Bort's)")
-            for key, values in sorted(grid.items()):
-                if key not in FinetuneConfig.__dataclass_fields__:
-                    raise ParamError(f"search.{which}.{key}",
-                                     f"expected a setting of finetune.{which}: {sorted(FinetuneConfig.__dataclass_fields__)}")
-                if not values or len(set(map(repr, values))) != len(values):
-                    raise ParamError(f"search.{which}.{key}", f"expected a non-empty list of distinct values, got {values}")
+            check_grid(grid, FinetuneConfig.__dataclass_fields__, f"search.{which}", f"a setting of finetune.{which}")
 
     def grid(self, which: str) -> List[Choice]:
         """Every point of model `which`'s grid: the product over its keys (sorted), each key's values
         in the order params.yaml lists them (the first point wins a tie); [()] -- one point, no
         change -- without a grid."""
-        grid = self.search.get(which, {})
-        keys = sorted(grid)
-        return [tuple(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [()]
+        return grid_points(self.search.get(which, {}))
 
 
 @dataclass(frozen=True)

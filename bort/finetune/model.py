@@ -74,10 +74,28 @@ class TaskModel:
         return self.shape.loss(scores, owner, instances)
 
     def fit(self, train: Sequence[dict], progress=None, epochs: Optional[int] = None,
-            checkpoint_dir=None) -> List[float]:
-        """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds);
-        with `checkpoint_dir` a killed run resumes after its last epoch."""
-        return trainer.fit(self, train, progress, epochs, checkpoint_dir)
+            checkpoint_dir=None, lr: Optional[float] = None, schedule=None) -> List[float]:
+        """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds,
+        with their own `lr` and `schedule`); with `checkpoint_dir` a killed run resumes after its
+        last epoch."""
+        return trainer.fit(self, train, progress, epochs, checkpoint_dir, lr, schedule)
+
+    def weights(self) -> dict:
+        """A copy of the trained parameters (Agora tries each θ from the same weights)."""
+        params = self.net._collect_params_with_prefix()
+        return {name: params[name].data(self.ctx[0]).copy() for name in self.trained_names()}
+
+    def load_weights(self, weights: dict) -> None:
+        """Set the trained parameters to a copy `weights` made, on every context."""
+        params = self.net._collect_params_with_prefix()
+        for name, value in weights.items():
+            params[name].set_data(value)
+
+    def predict_certain(self, instances: Sequence[dict], batch_size: int = 64) -> List[tuple]:
+        """(prediction, certainty) per instance: `predict`'s prediction and how sure the scores are
+        of their top choice (the shape's `certainty`: 0 at chance, 1 sure)."""
+        certain = self._predict(instances, batch_size, self.shape.certainty)
+        return list(zip(self.predict(instances, batch_size), certain))
 
     def fingerprint(self, train: Sequence[dict], **more) -> str:
         """What a checkpoint of training on `train` from the current weights was made from

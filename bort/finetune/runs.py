@@ -267,7 +267,7 @@ def agora_run(seed: int) -> dict:
     forbidden = {task.shape.inputs(i) for i in data.heldout}
     model, rounds = agora.run(task, student, evaluate.training_set(cfg, data), data.agora_dev, labeler,
                               _STATE["agora_pool"], _STATE["embed"], section.agora, forbidden, score, None,
-                              layout.checkpoint(which, task, seed), sources)
+                              layout.checkpoint(which, task, seed), sources, seed)
     return evaluate.write(task, which, model, data, {"agora_rounds": rounds}, layout)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -34,15 +34,19 @@ log = logging.getLogger(__name__)
 
 
 def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = None,
-        checkpoint_dir=None) -> List[float]:
+        checkpoint_dir=None, lr: Optional[float] = None,
+        schedule: Optional[Callable[[int, int], float]] = None) -> List[float]:
     """Train `model` (a bort.finetune.model.TaskModel) for `epochs` (default: its config's) on the
     trainable instances of `train`; returns the mean loss of each epoch. Called again on the same
     model it continues from the current weights (Agora's rounds), re-seeded. `progress` is a tqdm
     bar (its total becomes this run's batches; a resumed run starts it where it stopped) or a
-    callable taking a batch count; `checkpoint_dir` turns on per-epoch checkpoints."""
+    callable taking a batch count; `checkpoint_dir` turns on per-epoch checkpoints. `lr` replaces
+    the config's peak rate and `schedule(step, total)` the warm-up-then-decay factor (bort.agora's
+    rounds: one decay over all rounds, bort.agora.decay)."""
     import gluonnlp as nlp
     cfg = model.cfg
     epochs = epochs or cfg.epochs
+    peak = cfg.lr if lr is None else lr
     kd.seed_everything(model.seed)
     train = [i for i in train if model.shape.trainable(i)]
     per_step, steps_per_epoch = plan(model, train)
@@ -51,12 +55,12 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
         if p.name.endswith(("beta", "gamma", "bias")):
             p.wd_mult = 0.0
     trainer = device.trainer(model.net.collect_params(), nlp.optimizer.BERTAdam(
-        learning_rate=cfg.lr, wd=cfg.weight_decay), model.ctx)
+        learning_rate=peak, wd=cfg.weight_decay), model.ctx)
     rng = np.random.RandomState(model.seed)
     start, step, history = 0, 0, []
     config_id = None
     if checkpoint_dir is not None:
-        config_id = fingerprint(model, train, epochs=epochs)
+        config_id = fingerprint(model, train, epochs=epochs, **({} if lr is None else {"lr": lr}))
         start, step, history = resume(checkpoint_dir, model, trainer, config_id)
         if start:
             warm_cache(model, train)
@@ -68,7 +72,8 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
         reseed(model.seed, epoch)
         running = []
         for batch in batches(train, rng, per_step, steps_per_epoch):
-            trainer.set_learning_rate(warmup_linear(cfg.lr, step, total, cfg.warmup_fraction))
+            trainer.set_learning_rate(peak * schedule(step, total) if schedule else
+                                      warmup_linear(peak, step, total, cfg.warmup_fraction))
             running.append(train_step(model, batch, trainer))
             step += 1
             bar.update(1)

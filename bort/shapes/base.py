@@ -57,6 +57,13 @@ class Classes:
     def decode(self, scores: np.ndarray, owner, instances) -> list:
         return [int(v) for v in scores.argmax(-1)]
 
+    def certainty(self, scores: np.ndarray, owner, instances) -> List[float]:
+        """How sure the scores are of their prediction, per instance: the top softmax probability
+        rescaled so that chance (1 / the number of choices) is 0 and certainty is 1. Agora keeps a
+        new point only when its labeler is this sure (bort.agora: a point the labeler cannot
+        decide -- a question its passage cannot answer -- is not a valid instance of its task)."""
+        return [_rescaled(row) for row in scores]
+
     def submission_value(self, task, pred):
         value = task.labels[pred]
         return str(value).lower() if isinstance(value, bool) else value
@@ -94,6 +101,11 @@ class Score(Classes):
 
     def decode(self, scores, owner, instances) -> list:
         return [float(v) * self.high for v in scores.reshape(-1)]
+
+    def certainty(self, scores, owner, instances) -> List[float]:
+        """A regression has no probability to be sure with: every score counts as certain (our
+        reading; the labeler's similarity score is taken as it is)."""
+        return [1.0] * len(instances)
 
     def is_miss(self, inst, pred) -> bool:
         return abs(pred - inst["label"]) > 1.0
@@ -150,6 +162,11 @@ class Options(Classes):
         flat = scores.reshape(-1)
         return [self.choose(inst, int(np.argmax(flat[owner == k]))) for k, inst in enumerate(instances)]
 
+    def certainty(self, scores, owner, instances) -> List[float]:
+        """The softmax over an instance's rows (its options), rescaled as `Classes.certainty`."""
+        flat = scores.reshape(-1)
+        return [_rescaled(flat[owner == k]) for k in range(len(instances))]
+
     def summary(self, task, labelled) -> dict:
         counts = Counter(i["label"] for i in labelled)
         return {"label_counts": {str(k): counts[k] for k in sorted(counts)}}
@@ -167,3 +184,11 @@ class Options(Classes):
         return out
 
 
+def _rescaled(scores) -> float:
+    """The top softmax probability of `scores` mapped from [1/n, 1] to [0, 1] (n = len(scores))."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) < 2:
+        return 1.0
+    e = np.exp(scores - scores.max())
+    top, n = float(e.max() / e.sum()), len(scores)
+    return max(0.0, (top - 1.0 / n) / (1.0 - 1.0 / n))

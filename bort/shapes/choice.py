@@ -69,6 +69,13 @@ class Race(Copa):
     def segments(self, inst) -> List[str]:
         return ["question"]
 
+    def compatible(self, inst, key, text) -> bool:
+        """A pool text stands in for a RACE question only when it is one: it ends with "?" or is a
+        cloze with a "_" blank, as RACE's questions are. Whether the passage can answer it is the
+        labeler's to say (bort.agora keeps a point only when the labeler is sure of an option)."""
+        stripped = text.strip()
+        return text != inst[key] and (stripped.endswith("?") or "_" in stripped.split())
+
     def group(self, inst):
         """The passage: its questions all read it."""
         return inst["text_a"]

@@ -173,4 +173,12 @@ class WSC(Pair):
         words = set(text.rstrip(".").split())
         return text != inst[key] and target["span1_text"].split()[-1] in words and target["span2_text"] in words
 
-
+    def submission_value(self, task, pred):
+        """The label capitalised, "True" / "False": unlike BoolQ and WiC ("true" / "false"), SuperGLUE's
+        WSC.jsonl spells it as Python's str(bool) in every public writer we found -- the benchmark's
+        own toolkit, nyu-mll/jiant v1 `jiant/evaluate.py` (`_write_winograd_preds`: {0: "False",
+        1: "True"}, beside "false"/"true" for BoolQ and WiC) and v2 `jiant/tasks/lib/wsc.py`
+        (`str(cls.LABELS[pred])`, where boolq.py and wic.py add `.lower()`), and
+        deeppavlov/DeepPavlov `deeppavlov/utils/glue_eval/evaluate_glue_superglue.py`
+        (WSC classes ["False", "True"], BoolQ and WiC ["false", "true"])."""
+        return str(task.labels[pred])
