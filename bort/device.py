@@ -105,6 +105,20 @@ def wants_gpu(path: Path = PARAMS_FILE) -> bool:
     return uses_gpu(parse(setting, path))
 
 
+def gpus_per_run(path: Path = PARAMS_FILE) -> int:
+    """How many GPUs one run asks a Dask cluster for (its `GPU` resource, bort.cluster): 0 for a
+    cpu setting, 1 for `gpu` (a run uses every GPU its worker sees: one worker per GPU, each with
+    CUDA_VISIBLE_DEVICES set), the count for a list of gpu(k); `auto` as this process sees it.
+    Read from the text, so a submitting node without a GPU can send runs to GPU workers."""
+    setting = value(KEY, Union[str, List[str]], path)
+    names = [str(n).strip() for n in ([setting] if isinstance(setting, str) else setting)]
+    if names == ["gpu"]:
+        return 1
+    if names and len(set(names)) == len(names) and all(_CONTEXT.match(n) and n.startswith("gpu(") for n in names):
+        return len(names)
+    return int(wants_gpu(path))          # cpu settings (without MXNet), auto, or a bad one's one-line error
+
+
 def is_default(ctxs: Sequence) -> bool:
     """One CPU context, cpu(0): where every model is built, so nothing needs moving."""
     import mxnet as mx

@@ -17,6 +17,7 @@ params.yaml's own values (a test keeps them equal).
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Dict, Literal, Union
@@ -171,3 +172,21 @@ def positive(section: Section, *names: str) -> None:
         if getattr(section, name) <= 0:
             raise ParamError(name, f"expected a positive integer, got {getattr(section, name)}")
 
+
+WORKERS_EXPECTED = ("a positive process count, a Dask scheduler address (tcp://host:8786) or a scheduler file "
+                    "(a path ending in .json)")
+
+
+def workers(section: Section, name: str = "workers") -> None:
+    """A `validate` helper for `extract.workers` / `finetune.workers`: a count of local one-thread
+    processes (bort.workers), or a Dask cluster (bort.cluster) by its scheduler's address or
+    scheduler file. Only the form is checked: whether the scheduler answers is the stage's business."""
+    value = getattr(section, name)
+    if isinstance(value, int):
+        ok = value > 0
+    elif "://" in value:
+        ok = re.match(r"^(tcp|tls)://[^\s/]+:\d+$", value.strip()) is not None
+    else:
+        ok = value.strip().endswith(".json") and not any(c.isspace() for c in value.strip())
+    if not ok:
+        raise ParamError(name, f"expected {WORKERS_EXPECTED}, got {value!r}")

@@ -153,6 +153,36 @@ def _seed_score(runs: List[dict], seed: int, model: str) -> float:
                     "finetune.seeds (re-run `dvc repro`)")
 
 
+def summary(finetune: Dict[str, Dict[str, dict]], significance: dict, names: Sequence[str]) -> dict:
+    """metrics/summary.json: the scores a reader compares across runs, and nothing else (settings
+    stay in params.yaml; the per-run records beside the runs are not declared as metrics, so
+    `dvc metrics diff` and `dvc exp show` print measurements only). Per suite whose tasks all ran:
+    each model's suite score (the mean of task scores, as the tables), top-level, so that
+    `dvc exp show --only-changed --drop 'intervals|tests|tasks'` is one column per suite and model;
+    the 95% intervals and the paired tests of the significance stage under `intervals` and
+    `tests`; every task's score per model under `tasks`. Percentages."""
+    from bort.significance import COMPARISONS
+    out: dict = {"intervals": {}, "tests": {}, "tasks": {}}
+    for suite in ("glue", "superglue", "race"):
+        members = [t.name for t in T.suite_tasks(suite) if not t.is_diagnostic]
+        scores = {m: [finetune.get(m, {}).get(n, {}).get("task_score") for n in members] for m in MODELS}
+        ran = all(n in names or T.TASKS[n].scored_by in names for n in members)
+        whole = {m: v for m, v in scores.items() if members and ran and None not in v}
+        if not whole:
+            continue
+        out[suite] = {m: 100 * statistics.mean(v) for m, v in whole.items()}
+        record = significance.get("suites", {}).get(suite, {})
+        out["intervals"][suite] = {m: {"low": 100 * record[m]["low"], "high": 100 * record[m]["high"]}
+                                   for m in whole if m in record}
+        out["tests"][suite] = {key: {"difference": 100 * record[key]["difference"], "p_value": record[key]["p_value"]}
+                               for key, _, _ in COMPARISONS if key in record}
+    for name in [n for n in T.TASKS if n in names or T.TASKS[n].scored_by in names]:
+        cells = {m: finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS}
+        if any(v is not None for v in cells.values()):
+            out["tasks"][name] = {m: 100 * v for m, v in cells.items() if v is not None}
+    return out
+
+
 def suite_label(suite: str) -> str:
     return T.SUITES[suite].label
 
@@ -193,14 +223,21 @@ def degenerate_cells(significance: dict, finetune: Dict[str, Dict[str, dict]], f
     """The report's list of cells that are a defect of the set-up until explained, each with the
     cause the metrics measure: a model whose every seed predicts one class (did it train? its last
     epoch's training loss against chance, ln of the label count; a diagnostic set is predicted by
-    its parent's model), and a task where the TF-IDF floor beats every model (inside the best
-    model's interval, or below it)."""
+    its parent's model), a model whose interval lies below what a uniform guess scores (`chance`),
+    and a task where the TF-IDF floor beats every model (inside the best model's interval, or
+    below it)."""
     lines = []
     for name in [n for n in T.TASKS if n in names]:
         task, record = T.TASKS[name], significance.get("tasks", {}).get(name, {})
         for model in [m for m in MODELS if record.get(m, {}).get("one_class")]:
             lines.append(f"{task.label}, {MODEL_NAMES[model]}: one class for every held-out instance in every seed; "
                          + _one_class_cause(task, finetune.get(model, {})))
+        level = chance(task)
+        for model in [m for m in MODELS if level is not None and record.get(m, {}).get("high", level) < level]:
+            lines.append(f"{task.label}, {MODEL_NAMES[model]}: below chance -- its interval "
+                         f"[{pct(record[model]['low'])}, {pct(record[model]['high'])}] lies under {pct(level)}, what a "
+                         "uniform guess scores: its predictions run against the labels, a rule learned that the "
+                         "held-out rows do not follow.")
         scores = {m: finetune.get(m, {}).get(name, {}).get("task_score") for m in MODELS}
         if name in floor and all(v is not None for v in scores.values()) and \
                 task_score(task, floor[name]) > max(scores.values()):
@@ -212,6 +249,18 @@ def degenerate_cells(significance: dict, finetune: Dict[str, Dict[str, dict]], f
                             "sampling noise, not a finding." if inside else
                             f"it lies above the best model's interval ({MODEL_NAMES[best]}, [{pct(low)}, {pct(high)}])."))
     return lines
+
+
+def chance(task) -> Optional[float]:
+    """What a uniform guess scores on `task`'s task score, where that is fixed: accuracy over k
+    labels or options (1 / k), MCC (0); None for F1 and the other metrics, whose chance level
+    depends on the label balance."""
+    if task.metrics == ("mcc",):
+        return 0.0
+    if task.metrics == ("acc",):
+        k = len(task.labels) if task.labels else {"race": 4, "copa": 2}.get(task.shape.name)
+        return 1.0 / k if k else None
+    return None
 
 
 def _one_class_cause(task, runs_by_task: Dict[str, dict]) -> str:
@@ -265,88 +314,8 @@ def significance_counts(significance: dict, finetune: Dict[str, Dict[str, dict]]
 
 
 # ---------------------------------------------------------------------------------------------
-# the settings chosen on dev, Agora rounds, Bort in int8
+# Bort in int8 (the settings chosen on dev, the witness and Agora's rounds: bort.report_runs)
 # ---------------------------------------------------------------------------------------------
-
-def settings_rows(finetune: Dict[str, Dict[str, dict]]):
-    """Per task, each searched model's grid with its Agora-dev task scores (the chosen point in
-    bold), the decision thresholds fitted on dev, and the held-out rows the split rules dropped."""
-    header = ["task", "model", "settings tried: Agora-dev task score (first seed)", "chosen",
-              "decision threshold per seed", "held-out rows dropped (input in training / in Agora's dev)"]
-    rows = []
-    for task in T.TASKS.values():
-        for model in MODELS[:2]:
-            result = finetune.get(model, {}).get(task.name)
-            if not result:
-                continue
-            search = result.get("settings_search", {})
-            tried = "; ".join(("**{}**" if c["setting"] == search["chosen"] else "{}").format(
-                f"{_setting(c['setting'])}: {pct(c['agora_dev_task_score'])}") for c in search.get("candidates", []))
-            thresholds = [r["decision"]["threshold"] for r in result["runs"] if "decision" in r]
-            split = result.get("heldout_split", {})
-            rows.append([task.label, MODEL_NAMES[model], tried or "(no search)",
-                         _setting(search["chosen"]) if search else "params.yaml",
-                         ", ".join(f"{t:.3f}" for t in thresholds) or "argmax",
-                         f"{split.get('dropped_train_overlap', 0)} / {split.get('dropped_dev_overlap', 0)}"])
-    return header, rows
-
-
-def witness_rows(witness: Optional[dict], finetune: Dict[str, Dict[str, dict]], significance: dict):
-    """The learnability witness (bort.witness) beside the models' cells, per witnessed task, with
-    the verdict the measurements allow: learnable when the witness's interval -- or any model's --
-    lies above the floor and the majority class; at chance by construction when the witness fits
-    its training rows and still is not; unknown when nothing fits them (training loss near that
-    of a uniform guess) and no model is above chance, because then the witness measures its own
-    set-up, not the task."""
-    import math
-    header = ["task", "witness: source fully fine-tuned [95% interval]", "its last training loss", "TF-IDF floor",
-              "majority", "BERT / Bort / Bort + Agora [lowest interval end]", "learnable from its training rows"]
-    rows = []
-    for name in [n for n in T.TASKS if n in (witness or {}).get("tasks", {})]:
-        task, r = T.TASKS[name], witness["tasks"][name]
-        ref = max([v for v in (r.get("floor"), r.get("majority")) if v is not None], default=None)
-        cells = significance.get("tasks", {}).get(name, {})
-        above = [MODEL_NAMES[m] for m in MODELS if ref is not None and cells.get(m, {}).get("low", -1) > ref]
-        chance = math.log(len(task.labels)) if task.labels else None
-        fits = chance is None or r["epoch_losses"][-1] < 0.9 * chance
-        verdict = ("yes: the witness learns it" if r["learnable"] else
-                   f"yes: {' and '.join(above)} learn{'s' if len(above) == 1 else ''} it" if above
-                   else "no: at chance by construction (the witness fits its training rows)" if fits
-                   else "unknown: the witness does not fit its training rows, and no model is above chance")
-        models = " / ".join(pct(finetune.get(m, {}).get(name, {}).get("task_score")) for m in MODELS)
-        low = min((cells.get(m, {}).get("low") for m in MODELS if m in cells), default=None)
-        rows.append([task.label, f"{pct(r['task_score'])} [{pct(r['interval']['low'])}, {pct(r['interval']['high'])}]",
-                     f"{r['epoch_losses'][-1]:.3f}" + (f" (uniform guess {chance:.3f})" if chance else ""),
-                     pct(r.get("floor")), pct(r.get("majority")), f"{models} [{pct(low)}]", verdict])
-    return header, rows
-
-
-def _setting(setting: dict) -> str:
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(setting.items()))
-
-
-def agora_rows(finetune: Dict[str, Dict[str, dict]]):
-    """Every Agora round of every seed's run: the points proposed and kept, their labels, each θ's
-    score on the acceptance half, the θ kept by the pruning, and whether the round was accepted."""
-    header = ["task", "seed", "round", "misses (source half)", "valid points", "uncertain (dropped)",
-              "unfilled by the similarity bound", "labels of valid points", "labeler agreement on misses",
-              "θ: acceptance score", "θ kept", "acceptance before", "acceptance after", "round"]
-    rows = []
-    for task in T.TASKS.values():
-        result = finetune.get("bort-agora", {}).get(task.name)
-        for run in (result or {}).get("runs", []):
-            for r in run.get("agora_rounds", []):
-                agreement, theta = r.get("labeler_agreement"), r.get("theta", [])
-                accepted = r.get("accepted")         # None: a record made before rounds were judged
-                rows.append([task.label, run["seed"], r["round"], r["misses"], r.get("points_valid", ""),
-                             r.get("points_uncertain", ""), r.get("neighbours_beyond_bound", ""),
-                             " ".join(f"{k}:{v}" for k, v in r.get("point_labels", {}).items()),
-                             "" if agreement is None else f"{100 * agreement:.1f}",
-                             " ".join(f"{t['setting']}: {pct(t['accept_score'])}" for t in theta),
-                             " ".join(r.get("theta_kept", [])), pct(r.get("accept_before")), pct(r.get("accept_after")),
-                             "" if accepted is None else "accepted" if accepted else "rejected"])
-    return header, rows
-
 
 def int8_rows(int8: Optional[dict]):
     """Fine-tuned student, fp32 vs int8 (bort.quantize), same held-out split."""

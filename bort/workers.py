@@ -9,6 +9,11 @@ how many workers there are or which worker ran what (floating-point reduction or
 the thread count).
 
 Workers are spawned, not forked: MXNet's engine and OpenMP's thread pool do not survive a fork.
+
+Beyond one machine, the same pool runs on a Dask cluster (bort.cluster): params.yaml
+`extract.workers` / `finetune.workers` is then the scheduler's address or scheduler file instead
+of a process count (checked by bort.params.workers), and the stages do not change: they submit,
+collect and write.
 """
 from __future__ import annotations
 
@@ -16,8 +21,20 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from typing import Union
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+Workers = Union[int, str]         # params.yaml `*.workers`: a process count, or a Dask cluster
+
+
+def is_cluster(value: Workers) -> bool:
+    """Whether a `workers` setting names a Dask cluster (else it is a local process count)."""
+    return isinstance(value, str)
+
+
+def describe(value: Workers) -> str:
+    """How logs name where the runs go."""
+    return f"the Dask cluster at {value}" if is_cluster(value) else f"{value} one-thread CPU processes"
 
 
 @contextmanager
@@ -36,10 +53,18 @@ def one_thread_children():
                 os.environ[k] = v
 
 
+def pool(workers: Workers, initializer=None, initargs=(), gpus: int = 0):
+    """A pool of `workers` spawned one-thread processes, or of a Dask cluster's workers when
+    `workers` names one (bort.cluster; each call then asks for `gpus` GPUs); leaving it by an
+    exception cancels the jobs not yet started (what finished has been handed back already)."""
+    if is_cluster(workers):
+        from bort import cluster
+        return cluster.pool(workers, initializer, initargs, gpus)
+    return _local(workers, initializer, initargs)
+
+
 @contextmanager
-def pool(workers: int, initializer=None, initargs=()):
-    """A pool of `workers` spawned one-thread processes; leaving it by an exception cancels the
-    jobs not yet started (what finished has been handed back already)."""
+def _local(workers: int, initializer=None, initargs=()):
     with one_thread_children(), ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
                                                     initializer, initargs) as executor:
         try:

@@ -5,7 +5,8 @@ Reads the `extract` section of params.yaml (bort.extraction.bert.ExtractConfig);
 candidate to the candidate table (a DVC plot), the front's figure, and ξ*, the rank stability and
 the work done to the metrics file; journals finished candidates under --checkpoint so an
 interrupted run resumes. On CPU the candidates train in `workers` one-thread processes; on GPU
-contexts (params.yaml `device`, bort.device) in-process, data-parallel, in mixed precision.
+contexts (params.yaml `device`, bort.device) in-process, data-parallel, in mixed precision; on a
+Dask cluster's workers when `workers` names one (bort.cluster).
 
   python pipeline/extract.py --teacher models/teacher --corpus data/corpus --checkpoint models/extract_ckpt \
       --candidates reports/candidates.csv --plot reports/pareto.png --metrics metrics/extract.json
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import checkpoint, cli, device, distillation as kd, extraction, plots, teacher  # noqa: E402
+from bort import checkpoint, cli, device, distillation as kd, extraction, plots, teacher, workers  # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.extraction import bert                                              # noqa: E402
 from bort.io import read_lines, to_csv, write_json, write_text                # noqa: E402
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
     log.info("%d candidates × %d learning rates; s(ε=%g) = %d steps (and 2s); teacher states on %s, "
              "candidates on %s", len(space), len(family.thetas), cfg.eps,
              extraction.interval(cfg.eps, cfg.steps_per_unit_eps), ctx[0],
-             device.label(ctx) if device.uses_gpu(ctx) else f"{cfg.workers} one-thread CPU processes")
+             device.label(ctx) if device.uses_gpu(ctx) and not workers.is_cluster(cfg.workers)
+             else workers.describe(cfg.workers))
     bar = tqdm(total=len(space), initial=len(set(space) & set(journal.done)), desc="extract (candidates)",
                file=sys.stderr)
 

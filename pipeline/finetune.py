@@ -8,9 +8,10 @@ submissions.
       --checkpoints models/finetune_ckpt [--model bort bort-agora]
 
 The runs (model x seed) are spread over `finetune.workers` one-thread processes
-(bort.finetune.runs): the Bort + Agora run with seed s starts when BERT's and Bort's runs s have
-finished. All three models are one stage, so one process per task starts MXNet (about 2.7 s
-before any work) and the workers keep each model's frozen states for all its seeds. Honest
+(bort.finetune.runs), or a Dask cluster's workers when it names one (bort.cluster): the Bort +
+Agora run with seed s starts when BERT's and Bort's runs s have finished. All three models are
+one stage, so one process per task starts MXNet (about 2.7 s before any work) and the workers
+keep each model's frozen states for all its seeds. Honest
 evaluation (bort.finetune.heldout): every reported score is measured on data Agora never reads.
 A killed stage resumes each run from its last checkpoint (<checkpoints>/<model>/<task>/seed-<s>/).
 """
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import checkpoint, cli, device, tasks                              # noqa: E402
+from bort import checkpoint, cli, device, tasks, workers                     # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, runs              # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     layout = Layout.from_args(args)
     paths = {k: str(getattr(args, k)) for k in Layout.FIELDS + ("data", "pool")}
     chosen = [m for m in MODELS if m in args.model]
-    in_process = device.wants_gpu()                          # GPUs: one run after another, here
+    in_process = not workers.is_cluster(section.workers) and device.wants_gpu()   # local GPUs: one run at a time
     grids = {m: section.grid(m) for m in chosen}
     with tqdm(total=runs.Plan(chosen, section.seeds, grids).total(), desc=f"finetune {task.name}", unit="run",
               file=sys.stderr) as bar:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bort import cli, report, report_architecture, report_html, tasks         # noqa: E402
+from bort import cli, report, report_architecture, report_html, report_runs, tasks  # noqa: E402
 from bort.arch import Arch, read_student                                      # noqa: E402
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, Layout                                      # noqa: E402
-from bort.io import to_csv, write_text                                        # noqa: E402
+from bort.io import to_csv, write_json, write_text                                        # noqa: E402
 
 
 def collect_finetune(layout: Layout, diagnostics: dict, shown) -> dict:
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
         "significance": "the significance stage's intervals and tests",
         "witness": "the learnability witness (`python -m bort.witness --out ...`; committed, not a stage)",
         "pareto": "the extraction's Pareto-front figure", "timing-plot": "the time stage's latency figure",
+        "summary": "output: the scores compared across runs (declared as DVC metrics)",
         "out": "output folder"}).parse_args(argv)
     setup_logging()
     selected = tasks.selected()
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
         sections += ["### Suite scores seed by seed", "", "Each suite score computed from one seed's runs "
                      "alone: a conclusion that holds in every column does not hang on one seed.", "",
                      report.to_markdown(header, rows), ""]
-    header, rows = report.settings_rows(finetune)
+    header, rows = report_runs.settings_rows(finetune)
     write_text(out / "settings.csv", to_csv(header, rows))
     sections += ["## Fine-tuning settings chosen on dev", "",
                  "Each model's settings are chosen per task from the preset's grid (params.yaml "
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
                  "also occurs in training (or, with a labelled test split, in Agora's dev) are dropped from the "
                  "held-out split for every model and the floor alike.", "", report.to_markdown(header, rows), ""]
     witness = report.load_json(args.witness)
-    header, rows = report.witness_rows(witness, finetune, significance)
+    header, rows = report_runs.witness_rows(witness, finetune, significance)
     write_text(out / "witness.csv", to_csv(header, rows))
     if rows:
         w = witness["settings"]
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
                      "the majority class; one whose witness fits its training rows and still is not is at chance by "
                      "construction, and its cells measure nothing.", "",
                      report.to_markdown(header, rows), ""]
-    header, rows = report.agora_rows(finetune)
+    header, rows = report_runs.agora_rows(finetune)
     write_text(out / "agora.csv", to_csv(header, rows))
     sections += ["## Agora rounds", "", "Agora (bort.agora; README \"Agora\") halves its own split of dev by group: misses "
                  "are drawn from the source half, and a round is judged on the acceptance half, which no new point was "
@@ -132,6 +133,10 @@ def main(argv=None) -> int:
                  "`min_certainty` sure. Every surviving θ of Θ trains a copy of the student; the best copy replaces "
                  "the student only when it beats it on the acceptance half (accepted), and Θ keeps its better half. "
                  "Scores here are on Agora's dev split, never the held-out rows.", "", report.to_markdown(header, rows), ""]
+    losses = report_runs.agora_losses(significance, finetune)
+    if losses:
+        sections += ["Where Bort + Agora is significantly below Bort, with the measured cause:", "",
+                     *[f"- {line}" for line in losses], ""]
     header, rows = report_architecture.front_rows(args.candidates)
     write_text(out / "front.csv", to_csv(header, rows))
     if extract:
@@ -164,6 +169,7 @@ def main(argv=None) -> int:
     report.scores_figure(finetune, floor, out / "scores.png", significance)
     figures = {"scores.png": out / "scores.png", "pareto.png": args.pareto, "timing.png": args.timing_plot}
     write_text(out / "report.html", report_html.render(sections, timing, figures))
+    write_json(args.summary, report.summary(finetune, significance, sorted(names)), digits=4)
     return 0
 
 

@@ -2,13 +2,17 @@
 paired test per task and per suite for BERT vs Bort and for Bort + Agora vs Bort (bort.significance).
 
   python pipeline/significance.py --data data/tasks --models models/finetune --diagnostics models/diagnostics \
-      --metrics metrics/significance.json
+      --metrics metrics/significance.json --predictions metrics/predictions.json
 
 Reads each run's held-out predictions (<models>/<model>/<task>/seed-<s>/heldout.json; a set scored
 by its parent's models: <diagnostics>/<model>/<set>/seed-<s>/) and the held-out gold from the task
 folders, for params.yaml `tasks` and the sets their models score. Intervals: bootstrap over held-out
 units, the seeds pooled, percentile method; tests: approximate randomisation on the same units,
 two-sided; params.yaml `significance` sets the resamples, the levels and the generator's seed.
+
+It also writes every held-out prediction it read, with a digest of the held-out rows and their gold,
+to one compact file (--predictions; git carries it, `cache: false`), so that `python -m bort.compare`
+can compare any two commits or experiments without their DVC outputs (bort.compare says why).
 """
 import json
 import logging
@@ -20,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, significance as S, tasks                               # noqa: E402
+from bort import cli, compare, significance as S, tasks                      # noqa: E402
 from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, seed_dir                   # noqa: E402
 from bort.finetune.evaluate import PREDICTIONS                                # noqa: E402
@@ -45,12 +49,15 @@ def main(argv=None) -> int:
     args = cli.parser(__doc__, {"data": "the task folders (prepare stage)",
                                 "models": "fine-tuned runs: <models>/<model>/<task>/seed-<s>/",
                                 "diagnostics": "runs on the sets scored by a parent: <diagnostics>/<model>/<set>/seed-<s>/",
-                                "metrics": "output: intervals and tests (JSON)"}).parse_args(argv)
+                                "metrics": "output: intervals and tests (JSON)",
+                                "predictions": "output: every held-out prediction read, for bort.compare (JSON)",
+                                }).parse_args(argv)
     setup_logging()
     cfg = S.SignificanceConfig.load("significance")
     section = FinetuneSection.load("finetune")
     names = [t.name for t in tasks.selected()]
     shown = [t for t in tasks.TASKS.values() if t.name in names or t.scored_by in names]
+    records = {}                                        # set -> its held-out rows and predictions (bort.compare)
     scored, out = {}, {"config": {**asdict(cfg), "seeds": list(section.seeds), "interval": "bootstrap percentile",
                                   "test": "approximate randomisation (paired, two-sided)"}, "tasks": {}, "suites": {}}
     for task in tqdm(shown, desc="significance", unit="task", file=sys.stderr):
@@ -59,6 +66,7 @@ def main(argv=None) -> int:
             continue
         root = Path(args.models if task.trains else args.diagnostics)
         runs = {m: predictions(root / m / task.name, section.seeds) for m in MODELS}     # read once
+        records[task.name] = compare.heldout_record(task, held, runs, section.seeds)
         scored[task.name] = {m: S.Scored(task, held, runs[m]) for m in MODELS}
         record = {m: S.interval([scored[task.name][m]], cfg) for m in MODELS}
         for m in MODELS:                                # a class index or an option: one class throughout?
@@ -79,6 +87,7 @@ def main(argv=None) -> int:
             record[key] = S.paired_test([scored[t][a] for t in members], [scored[t][b] for t in members], cfg)
         out["suites"][suite] = record
     write_json(args.metrics, out)
+    compare.write_predictions(args.predictions, section.seeds, records)
     return 0
 
 

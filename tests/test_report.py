@@ -1,5 +1,7 @@
 """The report's tables: a suite score only over the whole suite."""
-from bort import report, tasks
+import pytest
+
+from bort import report, report_runs, tasks
 
 
 def test_suite_score_needs_every_task_of_the_suite():
@@ -88,6 +90,19 @@ def test_degenerate_cells_are_listed_with_their_measured_cause():
     assert len(lines) == 3 and report.degenerate_cells({}, {}, {}, ["RTE"]) == []
 
 
+def test_a_cell_below_chance_is_listed():
+    """RACE has four options: an interval wholly under 25 is flagged; one reaching it, or a task
+    whose chance depends on the label balance (F1), is not."""
+    significance = {"tasks": {"RACE-high": {"bert": {"low": 0.6, "high": 0.8}, "bort": {"low": 0.1, "high": 0.2},
+                                            "bort-agora": {"low": 0.15, "high": 0.25}},
+                              "MRPC": {"bort": {"low": 0.1, "high": 0.2}}}}
+    lines = report.degenerate_cells(significance, {}, {}, ["RACE-high", "MRPC"])
+    assert lines == ["RACE-high, Bort (student): below chance -- its interval [10.0, 20.0] lies under 25.0, what a "
+                     "uniform guess scores: its predictions run against the labels, a rule learned that the held-out "
+                     "rows do not follow."]
+    assert report.chance(tasks.TASKS["CoLA"]) == 0.0 and report.chance(tasks.TASKS["MNLI-m"]) == 1 / 3
+
+
 def test_the_witness_verdict_follows_the_measurements():
     def record(score, low, losses):
         return {"task_score": score, "interval": {"low": low, "high": score + 0.05}, "epoch_losses": losses,
@@ -95,8 +110,47 @@ def test_the_witness_verdict_follows_the_measurements():
     witness = {"tasks": {"RTE": record(0.8, 0.7, [0.5, 0.1]), "WSC": record(0.5, 0.42, [0.69, 0.2]),
                          "WiC": record(0.53, 0.46, [0.7, 0.693]), "BoolQ": record(0.55, 0.5, [0.7, 0.69])}}
     significance = {"tasks": {"WiC": {"bort": {"low": 0.58}}, "BoolQ": {"bort": {"low": 0.5}}}}
-    _, rows = report.witness_rows(witness, {}, significance)
+    _, rows = report_runs.witness_rows(witness, {}, significance)
     verdicts = {row[0]: row[-1] for row in rows}
     assert verdicts == {"RTE": "yes: the witness learns it", "BoolQ": "unknown: the witness does not fit its training "
                         "rows, and no model is above chance", "WiC": "yes: Bort (student) learns it",
                         "WSC": "no: at chance by construction (the witness fits its training rows)"}
+
+
+def test_the_summary_holds_scores_only_and_a_suite_only_when_all_its_tasks_ran():
+    race = ["RACE-middle", "RACE-high"]
+    finetune = {m: {"RACE-middle": _record("RACE-middle", 0.5 + k / 10), "RACE-high": _record("RACE-high", 0.3)}
+                for k, m in enumerate(("bert", "bort", "bort-agora"))}
+    significance = {"suites": {"race": {"bert": {"low": 0.3, "high": 0.5, "score": 0.4},
+                                        "bert_vs_bort": _test(-0.05, False)}}}
+    out = report.summary(finetune, significance, race)
+    assert out["race"] == pytest.approx({"bert": 40.0, "bort": 45.0, "bort-agora": 50.0})   # mean of task scores
+    assert out["intervals"] == {"race": {"bert": {"low": 30.0, "high": 50.0}}}
+    assert out["tests"] == {"race": {"bert_vs_bort": {"difference": -5.0, "p_value": 0.5}}}
+    assert out["tasks"]["RACE-high"] == {"bert": 30.0, "bort": 30.0, "bort-agora": 30.0}
+    partial = report.summary(finetune, significance, ["RACE-high"])     # a subset: no suite score
+    assert "race" not in partial and set(partial["tasks"]) == {"RACE-high"}
+
+
+def test_only_measurements_are_declared_as_dvc_metrics():
+    """Per-run records (settings, seeds, search candidates) are outputs, not metrics, so
+    `dvc metrics diff` after a fine-tuning change prints the summary's scores only."""
+    import yaml
+    from conftest import ROOT
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    declared = {path for body in stages.values() for entry in (body.get("metrics") or body.get("do", {}).get("metrics")
+                                                                or []) for path in entry}
+    assert "metrics/summary.json" in declared
+    assert not {"metrics/significance.json", "metrics/diagnostics.json", "metrics/int8.json"} & declared
+    assert not any(p.startswith("metrics/finetune/") for p in declared)
+
+
+def test_a_significant_agora_loss_gets_its_measured_cause():
+    rounds = [{"accepted": True, "accept_before": 0.5, "accept_after": 0.56}, {"accepted": False}]
+    finetune = {"bort": {"CoLA": {"runs": [{"seed": 0, "task_score": 0.64}]}},
+                "bort-agora": {"CoLA": {"runs": [{"seed": 0, "task_score": 0.55, "agora_rounds": rounds}]}}}
+    significance = {"tasks": {"CoLA": {"agora_vs_bort": {"difference": -0.09, "p_value": 0.001, "significant": True}},
+                              "RTE": {"agora_vs_bort": {"difference": 0.05, "p_value": 0.001, "significant": True}}}}
+    lines = report_runs.agora_losses(significance, finetune)
+    assert len(lines) == 1 and lines[0].startswith("CoLA: Bort + Agora is below Bort (-9.0, p = 0.001); seed 0: "
+                                                   "1 round(s) accepted, +6.0 on the acceptance half, held-out 64.0 -> 55.0")

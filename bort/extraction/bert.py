@@ -17,7 +17,8 @@ Our reading of the pieces the papers leave to the implementer:
   since a smaller embedding is drawn first); the readout fit is shared by every θ; and the candidates are spread over `workers` processes of
   one thread each (MXNet's small-matrix kernels gain little from a second thread, a second
   process doubles the throughput). One thread per run makes e the same whatever `workers` is.
-  On GPU contexts (params.yaml `device`) the candidates train in-process, data-parallel.
+  On GPU contexts (params.yaml `device`) the candidates train in-process, data-parallel; with
+  `workers` naming a Dask cluster (bort.cluster) they go to its workers, one GPU each on GPU contexts.
 - Resume: each candidate's errors are journalled (JSON lines) under a fingerprint of what they
   depend on (the settings, the teacher's files, the corpus, the device) with the intervals they
   were read at; an interrupted stage trains only the missing ones, and a finished one clears the
@@ -33,7 +34,7 @@ from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence
+from typing import Dict, List, Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from bort import workers
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.extraction import Point
-from bort.params import ParamError, Section, positive
+from bort.params import ParamError, Section, positive, workers as check_workers
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,12 @@ class ExtractConfig(Section):
     heldout_chunks: int
     seed: int
     init: Literal["teacher", "random"]
-    workers: int                   # processes training candidates on CPU (one thread each)
+    workers: Union[int, str]       # processes training candidates on CPU (one thread each), or a Dask cluster
 
     def validate(self) -> None:
         positive(self, "steps_per_unit_eps", "seq_len", "batch_size", "chunk_len", "train_chunks", "fit_chunks",
-                 "heldout_chunks", "workers")
+                 "heldout_chunks")
+        check_workers(self)
         for name, values in (("eps", [self.eps]), ("other_eps", self.other_eps), ("learning_rates", self.learning_rates)):
             if any(v <= 0 for v in values):
                 raise ParamError(name, f"expected positive numbers, got {values}")
@@ -177,12 +179,19 @@ def surrogate_errors(data: Data, cfg: ExtractConfig, point: Point, intervals: Se
 _WORKER = {}
 
 
-def _worker_start(data, cfg):
+def _worker_start(data, cfg, on_gpu: bool = False):
+    """A worker's set-up; `on_gpu`: a cluster's GPU worker (bort.cluster), whose candidates train
+    on the contexts params.yaml `device` names there (the local pool's workers train on cpu(0))."""
+    _WORKER.clear()
     _WORKER.update(data=data, cfg=cfg)
+    if on_gpu:
+        from bort import device
+        _WORKER["ctx"] = device.contexts()
+        device.mixed_precision(_WORKER["ctx"])
 
 
 def _worker_run(point, intervals):
-    return point, surrogate_errors(_WORKER["data"], _WORKER["cfg"], point, intervals)
+    return point, surrogate_errors(_WORKER["data"], _WORKER["cfg"], point, intervals, _WORKER.get("ctx"))
 
 
 class Journal:
@@ -267,11 +276,13 @@ class BertFamily:
             self.journal.add(point, intervals, errors)
             if progress is not None:
                 progress(point, errors)
-        if todo and device.uses_gpu(self.ctx or []):
+        on_gpu, cluster = device.uses_gpu(self.ctx or []), workers.is_cluster(self.cfg.workers)
+        if todo and on_gpu and not cluster:
             for point in todo:
                 finished(point, surrogate_errors(self.data, self.cfg, point, intervals, self.ctx))
         elif todo:                             # what finished is journalled; a failure stops the rest
-            with workers.pool(self.cfg.workers, _worker_start, (self.data, self.cfg)) as pool:
+            setup, gpus = ((self.data, self.cfg, True), device.gpus_per_run()) if on_gpu else ((self.data, self.cfg), 0)
+            with workers.pool(self.cfg.workers, _worker_start, setup, gpus) as pool:
                 for future in as_completed([pool.submit(_worker_run, point, list(intervals)) for point in todo]):
                     finished(*future.result())
         return {(point, k): self.journal.get(point, intervals)[k] for point, k in jobs}

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
-from bort.params import ParamError, Section, positive
+from bort.params import ParamError, Section, positive, workers as check_workers
 
 #: the compared models, in the order they are trained (Agora needs the other two)
 MODELS = ("bert", "bort", "bort-agora")
@@ -203,7 +203,7 @@ class FinetuneSection(Section):
     """params.yaml `finetune`."""
     heldout: HELDOUT               # auto: the labelled test split if any, else dev_half
     seeds: List[int]               # every model is fine-tuned once per seed (Agora included)
-    workers: int                   # one-thread processes the runs are spread over (bort.workers)
+    workers: Union[int, str]       # one-thread processes the runs are spread over (bort.workers), or a Dask cluster
     preset: str                    # the entry of `presets` applied to bert / bort (README "Real data")
     bert: FinetuneConfig           # the source model ("BERT" in the embedded tables)
     bort: FinetuneConfig           # the distilled student, with and without Agora
@@ -213,7 +213,7 @@ class FinetuneSection(Section):
     def validate(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ParamError("seeds", f"expected a list of distinct non-negative integers, got {self.seeds}")
-        positive(self, "workers")
+        check_workers(self)
         if self.preset not in self.presets:
             raise ParamError("preset", f"expected one of {sorted(self.presets)}, got {self.preset!r}")
         for name, preset in sorted(self.presets.items()):       # every combination, before any work

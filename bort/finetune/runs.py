@@ -22,7 +22,9 @@ runs of one model share the frozen part's cached states (bort.finetune.frozen), 
 fixed pass over the training rows before a run trains (TaskModel.fill_cache), so a run reads the
 same states whichever run came first; the Agora runs share the embedder and its memo (a text's
 embedding depends on the text alone). On GPU contexts (params.yaml `device`) the runs go one after
-another in this process instead: bort.device decides, not this module.
+another in this process instead: bort.device decides, not this module. With `workers` naming a
+Dask cluster the runs go to its workers (bort.cluster: the same submit and wait, a GPU per run
+on GPU contexts), which read and write these folders on a shared filesystem.
 
 Each run writes its own folder (weights and settings, held-out predictions, submission) and
 returns its record; a search candidate writes into the checkpoints folder
@@ -99,7 +101,7 @@ def choose(task, which: str, grid: Sequence[Choice], records: Dict[Choice, dict]
                        "epoch_losses": records[c].get("epoch_losses")} for c in grid]}
 
 
-def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds: Sequence[int], workers: int,
+def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds: Sequence[int], workers,
             in_process: bool, grids: Dict[str, List[Choice]],
             progress: Optional[Callable[[Run, dict], None]] = None) -> Tuple[Dict[Tuple[str, int], dict], dict]:
     """Every run of `models` x `seeds` on the task, each model's settings chosen from its grid
@@ -146,9 +148,11 @@ def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds:
     return done, searches
 
 
-def _pool(workers: int, task_name: str, paths: Dict[str, str]):
-    from bort import workers as W
-    return W.pool(workers, start, (task_name, paths))
+def _pool(workers, task_name: str, paths: Dict[str, str]):
+    """Local one-thread processes, or a Dask cluster's workers (each run then asks for the GPUs
+    params.yaml `device` names: bort.cluster)."""
+    from bort import device, workers as W
+    return W.pool(workers, start, (task_name, paths), device.gpus_per_run() if W.is_cluster(workers) else 0)
 
 
 class _Inline:
