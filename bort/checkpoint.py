@@ -11,6 +11,7 @@ Agora every round (bort.agora), each clearing its folder once its model is writt
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import random
@@ -59,7 +60,9 @@ def rng_state() -> dict:
 
 
 def restore_rng(state: dict) -> None:
-    random.setstate(eval(state["python"], {"__builtins__": {}}))  # repr of tuples of ints only
+    # repr of nested tuples of ints and None: ast.literal_eval reads literals only (eval with empty
+    # builtins is not safe on a checkpoint another machine wrote to a shared filesystem)
+    random.setstate(ast.literal_eval(state["python"]))
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
 

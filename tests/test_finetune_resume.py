@@ -198,3 +198,16 @@ def test_an_agora_checkpoint_keeps_what_the_labeler_and_the_embedder_said(vocab,
     assert embedded2.known.keys() == embedded.known.keys()
     assert all(np.array_equal(embedded2.known[k], embedded.known[k]) for k in embedded.known)
     assert agora.resume(tmp_path, model, [], cfg, "other settings", embedded2, label2) is None
+
+
+def test_a_checkpoint_rng_state_is_read_as_a_literal_never_run():
+    """A checkpoint on a shared filesystem is another machine's file: its Python RNG state is parsed
+    as a literal, so code in it is refused, not executed."""
+    import random
+    random.seed(1)
+    state = checkpoint.rng_state()
+    expected = random.random()
+    checkpoint.restore_rng(state)
+    assert random.random() == expected
+    with pytest.raises(ValueError):
+        checkpoint.restore_rng(dict(state, python="__import__('os').getcwd()"))
