@@ -16,15 +16,25 @@ from bort.tasks import TASKS, write_split
 PASSAGE_ROWS = {"MultiRC": 8, "ReCoRD": 3}     # 2 questions x 4 answers; 3 candidate entities
 
 def _boolq(rng, noise):
-    people, facts, passage = people_passage(rng, 3)
-    p = rng.choice(people)
-    yes = rng.random() < 0.62
-    city = facts[p][0] if yes else rng.choice([c for c in CITIES if c != facts[p][0]])
+    """BoolQ: a yes/no question about one of a person's facts (where they live, their job), each
+    of which the passage states or denies (8 passages in 10 deny one of the two, the rest
+    neither): the answer is whether the fact asked about is stated, so the question must be bound
+    to its clause; no word alone gives it away (a denial is as often the other fact's). Our
+    reading, measured: with three people and a "no" asking about a city or job the passage gives
+    another person or none, the source fully fine-tuned (10 epochs, every cell) scored 54.0
+    [47.0, 61.0] against a 62.5 majority and no model learned the rule from 400 rows (issue 22's
+    closing note)."""
+    name = rng.choice(NAMES)
+    city, job, obj = rng.choice(CITIES), rng.choice(JOBS), rng.choice(sorted(OBJECTS))
+    lives, works = (True, True) if rng.random() < 0.2 else rng.choice([(True, False), (False, True)])
+    clauses = [f"{name} {'lives' if lives else 'does not live'} in {city}",
+               f"{name} {'works' if works else 'does not work'} as {article(job)}"]
+    rng.shuffle(clauses)
+    passage = ". ".join(clauses + [f"{name} owns {article(obj)}"]) + "."
     if rng.random() < 0.5:
-        question = f"does {p.lower()} live in {city.lower()}"
+        question, yes = f"does {name.lower()} live in {city.lower()}", lives
     else:
-        job = facts[p][1] if yes else rng.choice([j for j in JOBS if j != facts[p][1]])
-        question = f"is {p.lower()} {article(job)}"
+        question, yes = f"is {name.lower()} {article(job)}", works
     return {"question": question, "passage": passage, "label": flip(rng, yes, (False, True), noise)}
 
 
