@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from bort.errors import BortError, cli_main, setup_logging
+from bort.localhost import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 #: BERT-large (Devlin et al., arXiv 1810.04805, section 3): L = 24, A = 16, H = 1024, I = 4H
@@ -135,49 +136,6 @@ def stages(project: Path) -> List[str]:
     return [f"{name}@{TASK}" if "foreach" in body else name for name, body in spec.items()]
 
 
-class LocalCluster:
-    """A Dask scheduler and `workers` one-thread workers on 127.0.0.1, started with Dask's own CLI
-    in the project folder (its shared filesystem), stopped on exit."""
-
-    def __init__(self, project: Path, folder: Path, workers: int):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.file, self.procs = folder / "scheduler.json", []
-        dask = str(Path(sys.executable).parent / "dask")
-        env = dict(os.environ, PYTHONPATH=str(project), DASK_CONFIG=str(project / "bort" / "dask.yaml"))
-        common = dict(env=env, cwd=project, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.file.unlink(missing_ok=True)
-        with open(folder / "scheduler.log", "ab") as log:
-            self.procs.append(subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                                "--no-dashboard", "--scheduler-file", str(self.file)],
-                                               stdout=log, **common))
-        _wait(self.file.exists, 60, "the scheduler file")
-        for k in range(workers):
-            with open(folder / f"worker-{k}.log", "ab") as log:
-                self.procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(self.file), "--nthreads",
-                                                    "1", "--no-dashboard", "--name", f"worker-{k}"],
-                                                   stdout=log, **common))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _wait(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise BortError(f"rehearsal: timed out after {seconds:.0f} s waiting for {what}")
-        time.sleep(0.2)
-
-
 def rehearse(out: Path, workers: int) -> Dict[str, object]:
     import yaml
     from tqdm import tqdm
@@ -198,7 +156,11 @@ def rehearse(out: Path, workers: int) -> Dict[str, object]:
                                          encoding="utf-8")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     dvc = str(Path(sys.executable).parent / "dvc")
-    with LocalCluster(project, out / "cluster", workers):
+    (out / "cluster").mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(out / "cluster", project)
+    try:
+        for k in range(workers):
+            cluster.add_worker(f"worker-{k}")
         for stage in tqdm(stages(project), desc="rehearsal", unit="stage", file=sys.stderr):
             begin = time.perf_counter()
             with PeakMemory() as memory, open(out / f"{stage}.log", "wb") as log:
@@ -211,6 +173,8 @@ def rehearse(out: Path, workers: int) -> Dict[str, object]:
                 tail = (out / f"{stage}.log").read_text(errors="replace").strip().splitlines()[-1:]
                 raise BortError(f"rehearsal: stage {stage} failed (exit {rc}; {out / f'{stage}.log'}): "
                                 f"{tail[0] if tail else 'no output'}")
+    finally:
+        cluster.stop()
     record["extract"] = json.loads((project / "metrics" / "extract.json").read_text(encoding="utf-8"))["chosen"]
     (out / "rehearsal.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record

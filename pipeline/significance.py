@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm                                                          # noqa: E402
 
-from bort import cli, compare, significance as S, tasks                      # noqa: E402
+from bort import cli, significance as S, tasks                                # noqa: E402
+from bort import predictions as P                                             # noqa: E402
 from bort.errors import BortError, cli_main, setup_logging                    # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, seed_dir                   # noqa: E402
 from bort.finetune.evaluate import PREDICTIONS                                # noqa: E402
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     section = FinetuneSection.load("finetune")
     names = [t.name for t in tasks.selected()]
     shown = [t for t in tasks.TASKS.values() if t.name in names or t.scored_by in names]
-    records = {}                                        # set -> its held-out rows and predictions (bort.compare)
+    records = {}                                        # set -> its held-out rows and predictions (bort.predictions)
     scored, out = {}, {"config": {**asdict(cfg), "seeds": list(section.seeds), "interval": "bootstrap percentile",
                                   "test": "approximate randomisation (paired, two-sided)"}, "tasks": {}, "suites": {}}
     for task in tqdm(shown, desc="significance", unit="task", file=sys.stderr):
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
             continue
         root = Path(args.models if task.trains else args.diagnostics)
         runs = {m: predictions(root / m / task.name, section.seeds) for m in MODELS}     # read once
-        records[task.name] = compare.heldout_record(task, held, runs, section.seeds)
+        records[task.name] = P.heldout_record(task, held, runs, section.seeds)
         scored[task.name] = {m: S.Scored(task, held, runs[m]) for m in MODELS}
         record = {m: S.interval([scored[task.name][m]], cfg) for m in MODELS}
         for m in MODELS:                                # a class index or an option: one class throughout?
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
             record[key] = S.paired_test([scored[t][a] for t in members], [scored[t][b] for t in members], cfg)
         out["suites"][suite] = record
     write_json(args.metrics, out)
-    compare.write_predictions(args.predictions, section.seeds, records)
+    P.write_predictions(args.predictions, section.seeds, records)
     return 0
 
 

@@ -4,7 +4,6 @@ fine-tuning give byte-identical outputs to the local pool's, also when a worker 
 (SIGKILL) mid-run; an unreachable scheduler and a cluster without workers are one-line errors
 within the timeout; runs that ask for a GPU go only to a worker offering one."""
 import ast
-import json
 import os
 import shutil
 import signal
@@ -18,63 +17,18 @@ import pytest
 import yaml
 
 from bort import cluster, workers
+from bort.localhost import LocalCluster, wait_for
 from bort.errors import BortError
 from conftest import ROOT
 
-DASK = Path(sys.executable).parent / "dask"
 TASK = "RTE"
 
 
-class Cluster:
-    """`dask scheduler` and `dask worker --nthreads 1` processes on 127.0.0.1 (each with its
-    nanny, as the README starts them), logging into `folder`."""
+class Cluster(LocalCluster):
+    """The localhost cluster (bort.localhost) with the tests folder on PYTHONPATH too (+ `where`)."""
 
     def __init__(self, folder: Path):
-        self.folder, self.file = folder, folder / "scheduler.json"
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),  # + `where`
-                        DASK_CONFIG=str(ROOT / "bort" / "dask.yaml"))
-        self.procs = {}
-        self.start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                   "--scheduler-file", str(self.file))
-        wait_for(self.file.exists, 60, "the scheduler file")
-        self.address = json.loads(self.file.read_text())["address"]
-
-    def start(self, name, *args):
-        with open(self.folder / f"{name}.log", "ab") as log:          # the child keeps its own handle
-            self.procs[name] = subprocess.Popen([str(DASK), *args], env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder)
-
-    def add_worker(self, name, *extra):
-        before = self.count()
-        self.start(name, "worker", "--scheduler-file", str(self.file), "--nthreads", "1", "--no-dashboard",
-                   "--name", name, *extra)
-        wait_for(lambda: self.count() > before, 60, f"worker {name}")
-
-    def count(self) -> int:
-        from distributed import Client
-        with Client(self.address, timeout=10, set_as_default=False) as client:
-            return len(client.scheduler_info(n_workers=-1)["workers"])
-
-    def log(self, name) -> str:
-        return (self.folder / f"{name}.log").read_text(errors="replace")
-
-    def stop(self):
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+        super().__init__(folder, ROOT, pythonpath=[ROOT, ROOT / "tests"])
 
 
 @pytest.fixture(scope="module")

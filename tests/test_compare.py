@@ -11,6 +11,7 @@ import yaml
 from scipy import stats
 
 from bort import compare as C
+from bort import predictions as P
 from bort import significance as S
 from bort import tasks as T
 from bort.errors import cli_main
@@ -47,9 +48,9 @@ def write_run(folder, sets=SETS, seeds=(0, 1, 2), data_seed=0, perfect=None):
     records = {}
     for name in sets:
         held = rows(name, data_seed)
-        records[name] = C.heldout_record(T.get_task(name), held,
+        records[name] = P.heldout_record(T.get_task(name), held,
                                          runs_of(name, held, seeds, perfect=(perfect or {}).get(name, ())), seeds)
-    C.write_predictions(folder / C.PREDICTIONS_FILE, seeds, records)
+    P.write_predictions(folder / P.PREDICTIONS_FILE, seeds, records)
     (folder / "params.yaml").write_text(yaml.safe_dump({"data": {"seed": data_seed, "noise": 0.05},
                                                         "finetune": {"heldout": "auto"}}))
     return folder
@@ -71,9 +72,9 @@ def run_cli(capsys, *argv):
 
 def scored(folder, name, model, seeds=(0, 1, 2)):
     """The model's Scored read back from the folder's file, as a direct bort.significance input."""
-    record = json.loads((folder / C.PREDICTIONS_FILE).read_text())["sets"][name]
+    record = json.loads((folder / P.PREDICTIONS_FILE).read_text())["sets"][name]
     task = T.get_task(name)
-    return S.Scored(task, C.instances(task, record), [record["predictions"][model][str(s)] for s in seeds])
+    return S.Scored(task, P.instances(task, record), [record["predictions"][model][str(s)] for s in seeds])
 
 
 def test_a_known_difference_is_bort_significance_on_the_same_units(tmp_path, params, capsys):
@@ -164,8 +165,8 @@ def test_seeds_are_the_common_ones_and_none_in_common_is_refused(tmp_path, param
 
 def test_the_predictions_file_is_compact_and_deterministic(tmp_path):
     a, b = write_run(tmp_path / "a"), write_run(tmp_path / "b")
-    text = (a / C.PREDICTIONS_FILE).read_text()
-    assert text == (b / C.PREDICTIONS_FILE).read_text()
+    text = (a / P.PREDICTIONS_FILE).read_text()
+    assert text == (b / P.PREDICTIONS_FILE).read_text()
     data = json.loads(text)
     assert data["seeds"] == [0, 1, 2] and sorted(data["sets"]) == sorted(SETS)
     assert data["sets"]["MultiRC"]["units"][:4] == ["q0", "q0", "q0", "q1"] and "units" not in data["sets"]["CoLA"]
