@@ -53,13 +53,15 @@ def one_thread_children():
                 os.environ[k] = v
 
 
-def pool(workers: Workers, initializer=None, initargs=(), gpus: int = 0):
+def pool(workers: Workers, initializer=None, initargs=(), gpus: int = 0, release=None):
     """A pool of `workers` spawned one-thread processes, or of a Dask cluster's workers when
-    `workers` names one (bort.cluster; each call then asks for `gpus` GPUs); leaving it by an
-    exception cancels the jobs not yet started (what finished has been handed back already)."""
+    `workers` names one (bort.cluster; each call then asks for `gpus` GPUs, and `release`, a
+    module-level function undoing `initializer`, frees a worker's state when the pool closes:
+    cluster workers outlive the stage, local processes exit with it); leaving it by an exception
+    cancels the jobs not yet started (what finished has been handed back already)."""
     if is_cluster(workers):
         from bort import cluster
-        return cluster.pool(workers, initializer, initargs, gpus)
+        return cluster.pool(workers, initializer, initargs, gpus, release)
     return _local(workers, initializer, initargs)
 
 

@@ -131,6 +131,23 @@ def test_a_worker_runs_in_the_stage_folder_with_one_thread(dask_cluster, tmp_pat
         assert pool.submit(cluster._malloc_trim).result() is None        # dask.yaml: glibc's own malloc
 
 
+def extraction_state() -> list:
+    from bort.extraction import bert
+    return sorted(bert._WORKER)
+
+
+def test_a_closed_pool_leaves_no_state_on_its_workers(dask_cluster, tmp_path, monkeypatch):
+    """Workers outlive a stage: the extraction's teacher states must not stay in their memory."""
+    from distributed import Client
+    from bort.extraction import bert
+    monkeypatch.chdir(tmp_path)
+    with workers.pool(dask_cluster.address, bert._worker_start, ("data", "cfg"), 0, bert._worker_stop) as pool:
+        assert all(f.result() == ["cfg", "data"] for f in [pool.submit(extraction_state) for _ in range(4)])
+    with Client(dask_cluster.address, set_as_default=False) as client:
+        wait_for(lambda: all(v == [] for v in client.run(extraction_state).values()), 10,
+                 "the workers to release the pool's state")
+
+
 # ---- the stages, cluster against local pool -----------------------------------------------------
 
 @pytest.fixture(scope="module")

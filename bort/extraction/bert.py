@@ -190,6 +190,11 @@ def _worker_start(data, cfg, on_gpu: bool = False):
         device.mixed_precision(_WORKER["ctx"])
 
 
+def _worker_stop():
+    """A cluster worker's release when the extraction's pool closes (bort.cluster)."""
+    _WORKER.clear()
+
+
 def _worker_run(point, intervals):
     return point, surrogate_errors(_WORKER["data"], _WORKER["cfg"], point, intervals, _WORKER.get("ctx"))
 
@@ -282,7 +287,7 @@ class BertFamily:
                 finished(point, surrogate_errors(self.data, self.cfg, point, intervals, self.ctx))
         elif todo:                             # what finished is journalled; a failure stops the rest
             setup, gpus = ((self.data, self.cfg, True), device.gpus_per_run()) if on_gpu else ((self.data, self.cfg), 0)
-            with workers.pool(self.cfg.workers, _worker_start, setup, gpus) as pool:
+            with workers.pool(self.cfg.workers, _worker_start, setup, gpus, _worker_stop) as pool:
                 for future in as_completed([pool.submit(_worker_run, point, list(intervals)) for point in todo]):
                     finished(*future.result())
         return {(point, k): self.journal.get(point, intervals)[k] for point, k in jobs}

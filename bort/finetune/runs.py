@@ -152,7 +152,7 @@ def _pool(workers, task_name: str, paths: Dict[str, str]):
     """Local one-thread processes, or a Dask cluster's workers (each run then asks for the GPUs
     params.yaml `device` names: bort.cluster)."""
     from bort import device, workers as W
-    return W.pool(workers, start, (task_name, paths), device.gpus_per_run() if W.is_cluster(workers) else 0)
+    return W.pool(workers, start, (task_name, paths), device.gpus_per_run() if W.is_cluster(workers) else 0, stop)
 
 
 class _Inline:
@@ -205,6 +205,12 @@ def start(task_name: str, paths: Dict[str, str]) -> None:
     _STATE.update(task=task, section=section, layout=Layout(**{k: paths[k] for k in Layout.FIELDS}),
                   pool_dir=Path(paths["pool"]), ctx=ctx, frozen={},
                   data=splits(task, tasks.task_dir(paths["data"], task), section.heldout))
+
+
+def stop() -> None:
+    """A cluster worker's release when the task's pool closes (bort.cluster): splits, caches, the
+    embedder and Agora's pool."""
+    _STATE.clear()
 
 
 def execute(which: str, seed: int, choice: Choice) -> dict:
