@@ -347,7 +347,7 @@ def markdown(out: dict) -> str:
         lines.append("")
     lines += ["## Tasks", "", header.format("task", cfg["confidence"])]
     lines += _rows(out["tasks"], lambda n: n)            # registry names: GLUE's RTE and SuperGLUE-RTE
-    notes = [f"- Skipped, in one run only: " + ", ".join(f"{n} ({why})" for n, why in sorted(out["skipped"].items()))
+    notes = ["- Skipped, in one run only: " + ", ".join(f"{n} ({why})" for n, why in sorted(out["skipped"].items()))
              + "."] if out["skipped"] else []
     for who in ("a", "b"):
         if out["seeds_dropped"][who]:

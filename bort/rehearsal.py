@@ -19,7 +19,7 @@ printed and written to <out>/rehearsal.json.
 
 It measures nothing about quality: the teacher is random and every budget is one or two steps.
 
-  python -m bort.rehearsal --out /tmp/rehearsal [--workers 2] [--json]
+  python -m bort.rehearsal --out /tmp/rehearsal [--workers 2] [--worker-memory auto] [--json]
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def stages(project: Path) -> List[str]:
     return [f"{name}@{TASK}" if "foreach" in body else name for name, body in spec.items()]
 
 
-def rehearse(out: Path, workers: int) -> Dict[str, object]:
+def rehearse(out: Path, workers: int, memory_limit: str = "auto") -> Dict[str, object]:
     import yaml
     from tqdm import tqdm
     out = out.resolve()
@@ -160,7 +160,7 @@ def rehearse(out: Path, workers: int) -> Dict[str, object]:
     cluster = LocalCluster(out / "cluster", project)
     try:
         for k in range(workers):
-            cluster.add_worker(f"worker-{k}")
+            cluster.add_worker(f"worker-{k}", "--memory-limit", memory_limit)
         for stage in tqdm(stages(project), desc="rehearsal", unit="stage", file=sys.stderr):
             begin = time.perf_counter()
             with PeakMemory() as memory, open(out / f"{stage}.log", "wb") as log:
@@ -185,10 +185,14 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="a folder for the teacher, the clone and the logs")
     parser.add_argument("--workers", type=int, default=2, help="one-thread Dask workers on 127.0.0.1")
+    parser.add_argument("--worker-memory", default="auto", metavar="LIMIT",
+                        help="each worker's `dask worker --memory-limit` (auto: the machine's memory x threads / "
+                             "cores, half of it here; 0: none -- a BERT-large-shaped fine-tuning run took more than "
+                             "11.2 GiB, so on 24 GiB: --workers 1 --worker-memory 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     args = parser.parse_args(argv)
     setup_logging()
-    record = rehearse(args.out, args.workers)
+    record = rehearse(args.out, args.workers, args.worker_memory)
     if args.json:
         print(json.dumps(record, indent=1))
     else:

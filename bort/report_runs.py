@@ -14,7 +14,7 @@ from bort.report import MODEL_NAMES, pct
 def settings_rows(finetune: Dict[str, Dict[str, dict]]):
     """Per task, each searched model's grid with its Agora-dev task scores (the chosen point in
     bold), the decision thresholds fitted on dev, and the held-out rows the split rules dropped."""
-    header = ["task", "model", "settings tried: Agora-dev task score (first seed)", "chosen",
+    header = ["task", "model", "settings tried: Agora-dev task score (first seed, at the rung)", "chosen",
               "decision threshold per seed", "held-out rows dropped (input in training / in Agora's dev)"]
     rows = []
     for task in T.TASKS.values():

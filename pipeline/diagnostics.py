@@ -20,6 +20,7 @@ from bort import cli, device, tasks                                           # 
 from bort.errors import cli_main, setup_logging                               # noqa: E402
 from bort.finetune import MODELS, FinetuneSection, Layout, evaluate, seed_dir  # noqa: E402
 from bort.finetune.heldout import splits                                      # noqa: E402
+from bort.finetune.frozen import SharedStates                                # noqa: E402
 from bort.finetune.model import load_trained, trained_config                  # noqa: E402
 from bort.io import atomic_dir, write_json                                    # noqa: E402
 
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
             for parent in parent_tasks:
                 cfg = trained_config(parents.model(which, parent, section.seeds[0]))   # what the parent trained with
                 runs = {t.name: [] for t in scored if t.scored_by == parent.name}
-                frozen_cache = {}
+                frozen_cache = SharedStates()
                 for seed in section.seeds:
                     model = load_trained(parent, parents.encoder(which), parents.model(which, parent, seed), ctx, seed,
                                          frozen_cache)

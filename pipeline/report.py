@@ -105,9 +105,11 @@ def main(argv=None) -> int:
     write_text(out / "settings.csv", to_csv(header, rows))
     sections += ["## Fine-tuning settings chosen on dev", "",
                  "Each model's settings are chosen per task from the preset's grid (params.yaml "
-                 "`finetune.presets.<preset>.search`): every point is fine-tuned with the first seed and scored on "
-                 "Agora's dev split, never on the held-out rows; the best (in bold; the first listed on a tie) trains "
-                 "every seed, and Bort + Agora continues Bort's. A thresholded task (MultiRC) predicts true where "
+                 "`finetune.presets.<preset>.search`): every point is fine-tuned with the first seed for the first "
+                 "`finetune.search_rung` of its epochs (its learning-rate schedule the full run's) and scored on "
+                 "Agora's dev split, never on the held-out rows; the best (in bold; the first listed on a tie) "
+                 "continues to the end as the first seed's run and trains every other seed, and Bort + Agora "
+                 "continues Bort's. A thresholded task (MultiRC) predicts true where "
                  "P(true) reaches a threshold fitted on Agora's dev split for its task score. Held-out rows whose input "
                  "also occurs in training (or, with a labelled test split, in Agora's dev) are dropped from the "
                  "held-out split for every model and the floor alike.", "", report.to_markdown(header, rows), ""]

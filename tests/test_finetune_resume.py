@@ -63,6 +63,21 @@ def test_a_run_killed_after_epoch_one_resumes_to_the_same_weights(vocab, tmp_pat
     assert same(parameters(resumed), parameters(reference))
 
 
+def test_a_search_candidate_stopped_at_its_rung_continues_to_the_uninterrupted_run(vocab, tmp_path):
+    """The settings search (bort.finetune.runs) scores a candidate after `until` epochs of the full
+    schedule; the chosen one then resumes to the end and is the run an uninterrupted fit gives."""
+    train = make(TASK, np.random.RandomState(0), 24)
+    whole = tiny_model(TASK, vocab, epochs=3, dropout=0.1)
+    losses = whole.fit(train)
+    batches = []
+    assert tiny_model(TASK, vocab, epochs=3, dropout=0.1).fit(train, batches.append, checkpoint_dir=tmp_path,
+                                                              until=2) == losses[:2]
+    assert len(batches) == 6 and json.loads((tmp_path / "state.json").read_text())["epoch"] == 2
+    resumed = tiny_model(TASK, vocab, epochs=3, dropout=0.1)
+    assert resumed.fit(train, batches.append, checkpoint_dir=tmp_path) == losses and len(batches) == 9
+    assert same(parameters(resumed), parameters(whole))
+
+
 def test_a_checkpoint_of_other_settings_is_not_resumed(vocab, tmp_path):
     train = make(TASK, np.random.RandomState(0), 24)
     with pytest.raises(Killed):

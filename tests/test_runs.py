@@ -16,10 +16,10 @@ def test_the_search_comes_first_and_agora_waits_for_bert_and_bort_of_its_seed():
     plan = runs.Plan(["bert", "bort", "bort-agora"], [0, 1, 2], LR)
     assert plan.candidates() == [("bert", 0, (("lr", 1e-4),)), ("bert", 0, (("lr", 3e-4),)),
                                  ("bort", 0, (("lr", 3e-4),)), ("bort", 0, (("lr", 1e-3),))]
-    assert plan.total() == 4 + 2 + 2 + 3          # candidates, the other seeds of BERT and Bort, Agora
+    assert plan.total() == 4 + 3 + 3 + 3          # candidates to their rung, every seed of every model
     assert plan.ready({}, set()) == []            # nothing before a choice
-    bert = (("lr", 3e-4),)
-    assert plan.ready({"bert": bert}, {("bert", 0)}) == [("bert", 1, bert), ("bert", 2, bert)]
+    bert = (("lr", 3e-4),)                        # the first seed's run continues the chosen candidate
+    assert plan.ready({"bert": bert}, set()) == [("bert", 0, bert), ("bert", 1, bert), ("bert", 2, bert)]
     both = plan.ready({"bert": bert, "bort": (("lr", 1e-3),)}, {("bert", 0), ("bort", 0), ("bert", 1)})
     assert ("bort-agora", 0, ()) in both and ("bort-agora", 1, ()) not in both
     alone = runs.Plan(["bort-agora"], [3], LR)    # BERT's and Bort's runs read from the models folder
@@ -94,28 +94,36 @@ def test_the_threshold_is_fitted_on_the_given_split_and_turns_a_zero_f1a_into_a_
 
 
 @pytest.mark.parametrize("grids, trained", [
-    (LR, 4 + 2 + 2 + 3),                                             # the search, then the other seeds
+    (LR, 4 + 3 + 3 + 3),                                             # the search, then every seed
     ({"bert": [()], "bort": [()], "bort-agora": [()]}, 9),           # no grid: the runs as they are
 ])
 def test_run_all_searches_then_trains_the_choice_and_agora_last(monkeypatch, grids, trained):
-    calls, promoted = [], []
+    calls, rungs = [], []
 
     def execute(which, seed, choice):
         calls.append((which, seed, choice))
         if which == "bort-agora":                # BERT's and Bort's runs of its seed exist already
             assert {("bert", seed), ("bort", seed)} <= {(m, s) for m, s, _ in calls}
+        else:                                    # after its model's search
+            assert len([r for r in rungs if r[0] == which]) == len(grids[which]) - (len(grids[which]) == 1)
+        return {"seed": seed, "scores": {"acc": 0.5}, "agora_dev_scores": {"acc": 0.7}}
+
+    def candidate(which, seed, choice):
+        rungs.append((which, seed, choice))
+        calls.append((which, seed, choice))
         lr = dict(choice).get("lr", 0)
-        return {"seed": seed, "scores": {"acc": 0.5}, "agora_dev_scores": {"acc": 0.9 if lr == 3e-4 else 0.6}}
+        return {"seed": seed, "epochs": 2, "of": 3, "agora_dev_scores": {"acc": 0.9 if lr == 3e-4 else 0.6}}
     monkeypatch.setattr(runs, "execute", execute)
+    monkeypatch.setattr(runs, "candidate", candidate)
     monkeypatch.setattr(runs, "start", lambda *a: None)
-    monkeypatch.setattr(runs, "promote", lambda *a: promoted.append(a[2:]))
     paths = {k: "x" for k in ("teacher", "student", "models", "metrics", "checkpoints")}
     done, searches = runs.run_all("RTE", paths, list(MODELS), [0, 1, 2], 1,
                                   True, grids)
     assert len(calls) == trained and sorted(done) == sorted((m, s) for m in MODELS for s in (0, 1, 2))
-    if grids is LR:                              # lr 3e-4 wins on dev for both models
+    if grids is LR:                              # lr 3e-4 wins on dev for both models, at the rung
         assert searches["bert"]["chosen"] == {"lr": 3e-4} and searches["bort"]["chosen"] == {"lr": 3e-4}
-        assert promoted == [("bert", 0, (("lr", 3e-4),)), ("bort", 0, (("lr", 3e-4),))]
-        assert ("bert", 1, (("lr", 3e-4),)) in calls and ("bert", 1, (("lr", 1e-4),)) not in calls
+        assert searches["bert"]["scored_on"] == "Agora's dev split (task score); first seed, after 2 of 3 epochs"
+        assert len(rungs) == 4 and done[("bert", 0)]["agora_dev_scores"] == {"acc": 0.7}   # the full run's
+        assert ("bert", 0, (("lr", 3e-4),)) in calls[4:] and ("bert", 1, (("lr", 1e-4),)) not in calls
     else:
-        assert searches == {} and promoted == []
+        assert searches == {} and rungs == []

@@ -30,6 +30,7 @@ companion code fine-tunes everything.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Union
@@ -205,6 +206,7 @@ class FinetuneSection(Section):
     seeds: List[int]               # every model is fine-tuned once per seed (Agora included)
     workers: Union[int, str]       # one-thread processes the runs are spread over (bort.workers), or a Dask cluster
     preset: str                    # the entry of `presets` applied to bert / bort (README "Real data")
+    search_rung: float             # the share of its epochs a search candidate trains before it is scored
     bert: FinetuneConfig           # the source model ("BERT" in the embedded tables)
     bort: FinetuneConfig           # the distilled student, with and without Agora
     agora: AgoraConfig
@@ -214,6 +216,8 @@ class FinetuneSection(Section):
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ParamError("seeds", f"expected a list of distinct non-negative integers, got {self.seeds}")
         check_workers(self)
+        if not 0 < self.search_rung <= 1:
+            raise ParamError("search_rung", f"expected a share of the epochs in (0, 1], got {self.search_rung}")
         if self.preset not in self.presets:
             raise ParamError("preset", f"expected one of {sorted(self.presets)}, got {self.preset!r}")
         for name, preset in sorted(self.presets.items()):       # every combination, before any work
@@ -227,6 +231,10 @@ class FinetuneSection(Section):
         (Bort + Agora continues with Bort's): finetune.bert / .bort, changed by the preset, then by
         `choice`, a point of the preset's search grid (`grid`)."""
         return self._settings(base_model(which), train_size, self.preset, choice)
+
+    def rung(self, epochs: int) -> int:
+        """The epochs a search candidate of a run of `epochs` trains before it is scored (at least 1)."""
+        return max(1, math.ceil(self.search_rung * epochs))
 
     def grid(self, which: str) -> List[Choice]:
         """The search grid of model `which` (Bort + Agora: none; it continues Bort's choice)."""

@@ -55,14 +55,21 @@ def write(task: Task, which: str, model, data, result: dict, layout, folder=None
     its record (scores on the held-out split and on Agora's dev split). `data` are the task's
     bort.finetune.heldout splits. A thresholded task (`Task.decision_threshold`) first fits its
     decision threshold on Agora's dev split (TaskModel.fit_threshold)."""
-    result = dict(result, seed=model.seed)
-    if task.decision_threshold and data.agora_dev:
-        result["decision"] = model.fit_threshold(data.agora_dev)
-    if data.agora_dev:
-        result["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
+    result = dict(result, seed=model.seed, **dev_scores(task, model, data))
     with atomic_dir(folder or layout.model(which, task, model.seed)) as tmp:
         model.save(tmp)
         return finish(task, model, data.heldout, data.test, result, tmp)
+
+
+def dev_scores(task: Task, model, data) -> dict:
+    """The model's scores on Agora's dev split (what the settings search compares), after fitting
+    a thresholded task's decision threshold there ("decision"); {} when the split is empty."""
+    out = {}
+    if task.decision_threshold and data.agora_dev:
+        out["decision"] = model.fit_threshold(data.agora_dev)
+    if data.agora_dev:
+        out["agora_dev_scores"] = M.score(task, data.agora_dev, model.predict(data.agora_dev))
+    return out
 
 
 def summary(task: Task, which: str, cfg, data, runs: Sequence[dict], **more) -> dict:

@@ -74,11 +74,12 @@ class TaskModel:
         return self.shape.loss(scores, owner, instances)
 
     def fit(self, train: Sequence[dict], progress=None, epochs: Optional[int] = None,
-            checkpoint_dir=None, lr: Optional[float] = None, schedule=None) -> List[float]:
+            checkpoint_dir=None, lr: Optional[float] = None, schedule=None,
+            until: Optional[int] = None) -> List[float]:
         """Train on `train` (bort.finetune.trainer); called again it continues (Agora's rounds,
         with their own `lr` and `schedule`); with `checkpoint_dir` a killed run resumes after its
-        last epoch."""
-        return trainer.fit(self, train, progress, epochs, checkpoint_dir, lr, schedule)
+        last epoch; `until` stops early in the schedule (a search candidate's rung)."""
+        return trainer.fit(self, train, progress, epochs, checkpoint_dir, lr, schedule, until)
 
     def weights(self) -> dict:
         """A copy of the trained parameters (Agora tries each θ from the same weights)."""

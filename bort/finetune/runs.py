@@ -3,15 +3,17 @@ with each model's settings chosen per task on Agora's dev split.
 
 A run is (model, seed, choice). The settings search (params.yaml `finetune.presets.<preset>.search`)
 comes first: every point of BERT's and of Bort's grid is fine-tuned with the first seed of
-`finetune.seeds` and scored -- the task score -- on Agora's dev split, which the held-out split
-never overlaps (bort.finetune.heldout); the best point (the first listed on a tie) is each model's
-choice for the task, and its candidate run *is* that model's run of the first seed (copied into
-place, not trained again), so the search costs len(grid) - 1 runs per model and task. The other
-seeds then train with the choice. Why the first seed only: the search has to fit the time budget
-of the embedded default (README, "Fine-tuning settings chosen on dev"); our reading of the
-paper's per-task search (arXiv 2010.10499, fine-tuning section; the companion README lists a
-grid of seeds x lr x weight decay x warm-up x batch). A model whose grid has one point (or none)
-skips the search.
+`finetune.seeds` -- for the first `finetune.search_rung` of its epochs, its learning-rate schedule
+the full run's -- and scored, the task score, on Agora's dev split, which the held-out split never
+overlaps (bort.finetune.heldout). The best point (the first listed on a tie) is each model's choice
+for the task; its candidate continues from the rung's checkpoint to the end, and that *is* the
+model's run of the first seed (bit for bit the run an uninterrupted fit gives). The other seeds
+train with the choice. With two points and a rung of 0.5 this is successive halving (Jamieson &
+Talwalkar, arXiv 1502.07943) with η = 2: the search costs (len(grid) - 1) x rung runs per model
+and task. Why the first seed only, and why a rung: the search has to fit the time budget of the
+embedded default (README, "Fine-tuning settings chosen on dev"); our reading of the paper's
+per-task search (arXiv 2010.10499, fine-tuning section; the companion README lists a grid of seeds
+x lr x weight decay x warm-up x batch). A model whose grid has one point (or none) skips the search.
 
 BERT's and Bort's runs start from their pretrained encoders; the Bort + Agora run with seed s
 continues Bort's run s with points labelled by BERT's run s (bort.agora), so it starts as soon
@@ -27,15 +29,15 @@ Dask cluster the runs go to its workers (bort.cluster: the same submit and wait,
 on GPU contexts), which read and write these folders on a shared filesystem.
 
 Each run writes its own folder (weights and settings, held-out predictions, submission) and
-returns its record; a search candidate writes into the checkpoints folder
-(<checkpoints>/<model>/<task>/search/<choice>/). A killed stage resumes every run from its last
-checkpoint. Honest evaluation (bort.finetune.heldout): every reported score is measured on data
+returns its record; a search candidate keeps its checkpoints and its rung's scores in the
+checkpoints folder (<checkpoints>/<model>/<task>/search/<choice>/). A killed stage resumes every
+run from its last checkpoint. Honest evaluation (bort.finetune.heldout): every reported score is measured on data
 Agora -- and the search -- never read.
 """
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict
@@ -45,11 +47,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from bort import metrics as M
 from bort.errors import BortError
 from bort.finetune import MODELS, Choice, FinetuneSection, Layout, base_model, evaluate, label
+from bort.finetune.frozen import SharedStates
+from bort.io import write_json
 
 log = logging.getLogger(__name__)
 AGORA = MODELS[2]
 Run = Tuple[str, int, Choice]         # (model, seed, the grid point it trains with)
 SEARCH = "search"                     # a candidate's folder below <checkpoints>/<model>/<task>/
+RUNG = "rung.json"                    # ... holding its scores at the rung
 
 
 class Plan:
@@ -67,20 +72,22 @@ class Plan:
         return [(m, self.first, c) for m in self.models if self.searched(m) for c in self.grids[m]]
 
     def total(self) -> int:
-        """How many runs are trained (for the progress bar)."""
-        return len(self.candidates()) + sum(len(self.seeds) - self.searched(m) for m in self.models)
+        """How many runs are trained (for the progress bar): the candidates to their rung, then
+        every model's seeds (the chosen candidate's continuation is the first seed's run)."""
+        return len(self.candidates()) + len(self.models) * len(self.seeds)
 
     def ready(self, chosen: Dict[str, Choice], done: set) -> List[Run]:
-        """The non-candidate runs whose settings are known and whose inputs exist, in plan order:
-        BERT's and Bort's once their model's choice is made, Agora's run s once BERT's and Bort's
-        runs s exist (when this stage trains them; otherwise they are read from the models folder)."""
+        """The full runs whose settings are known and whose inputs exist, in plan order: BERT's
+        and Bort's once their model's choice is made (the first seed's continues the chosen
+        candidate), Agora's run s once BERT's and Bort's runs s exist (when this stage trains them;
+        otherwise they are read from the models folder)."""
         out = []
         for s in self.seeds:
             for m in self.models:
                 if m == AGORA:
                     if all((b, s) in done for b in MODELS[:2] if b in self.models):
                         out.append((m, s, ()))
-                elif m in chosen and not (self.searched(m) and s == self.first):
+                elif m in chosen:
                     out.append((m, s, chosen[m]))
         return out
 
@@ -94,7 +101,9 @@ def choose(task, which: str, grid: Sequence[Choice], records: Dict[Choice, dict]
             raise BortError(f"{task.name}: the settings search needs Agora's dev split, and it is empty")
         return M.task_score(task, record["agora_dev_scores"])
     best = max(grid, key=dev_score)              # max keeps the first of equal scores
-    return best, {"scored_on": "Agora's dev split (task score); first seed", "seed": records[best]["seed"],
+    at = records[best]
+    rung = f", after {at['epochs']} of {at['of']} epochs" if "epochs" in at else ""
+    return best, {"scored_on": f"Agora's dev split (task score); first seed{rung}", "seed": at["seed"],
                   "chosen": dict(best), "candidates": [
                       {"setting": dict(c), "agora_dev_task_score": dev_score(c),
                        "agora_dev_scores": records[c]["agora_dev_scores"],
@@ -109,41 +118,38 @@ def run_all(task_name: str, paths: Dict[str, str], models: Sequence[str], seeds:
     from bort import tasks
     task = tasks.get_task(task_name)
     plan = Plan(models, seeds, grids)
-    layout = Layout(**{k: paths[k] for k in Layout.FIELDS})
     done: Dict[Tuple[str, int], dict] = {}
     found: Dict[str, Dict[Choice, dict]] = {m: {} for m in plan.models}
     chosen: Dict[str, Choice] = {m: grids[m][0] for m in plan.models if m != AGORA and not plan.searched(m)}
     searches: Dict[str, dict] = {}
 
-    def finished(run: Run, record: dict) -> None:
+    def finished(run: Run, is_candidate: bool, record: dict) -> None:
         which, seed, choice = run
         if progress is not None:
             progress(run, record)
-        if run in candidates:
-            found[which][choice] = record
-            if len(found[which]) < len(grids[which]):
-                return
-            best, searches[which] = choose(task, which, grids[which], found[which])
-            chosen[which] = best
-            promote(layout, task, which, plan.first, best)      # the search's run is the first seed's
-            record = found[which][best]
-        done[(which, seed)] = record
+        if not is_candidate:
+            done[(which, seed)] = record
+            return
+        found[which][choice] = record
+        if len(found[which]) == len(grids[which]):
+            chosen[which], searches[which] = choose(task, which, grids[which], found[which])
 
-    candidates = plan.candidates()
+    todo = [(run, True) for run in plan.candidates()]
     with (_Inline(start, (task_name, paths)) if in_process else _pool(workers, task_name, paths)) as pool:
-        running: Dict[Future, Run] = {}
+        running: Dict[Future, Tuple[Run, bool]] = {}
         submitted: set = set()
 
         def submit_ready() -> None:
-            for run in candidates + plan.ready(chosen, set(done)):
-                if run not in submitted:
-                    submitted.add(run)
-                    running[pool.submit(execute, *run)] = run
+            for job in todo + [(run, False) for run in plan.ready(chosen, set(done))]:
+                if job not in submitted:
+                    submitted.add(job)
+                    running[pool.submit(candidate if job[1] else execute, *job[0])] = job
         submit_ready()
         while running:
             ready, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(ready, key=lambda f: (MODELS.index(running[f][0]), running[f][1:])):
-                finished(running.pop(future), future.result())
+            for future in sorted(ready, key=lambda f: (MODELS.index(running[f][0][0]), running[f][0][1:],
+                                                       running[f][1])):
+                finished(*running.pop(future), future.result())
             submit_ready()
     return done, searches
 
@@ -174,18 +180,9 @@ class _Inline:
 
 
 def candidate_dir(layout: Layout, task, which: str, choice: Choice) -> Path:
-    """Where a search candidate keeps its run folder ("run") and its checkpoints ("checkpoint")."""
+    """Where a search candidate keeps its per-epoch checkpoints ("checkpoint": the chosen one's
+    full run continues from them) and its score at the rung (RUNG)."""
     return layout.checkpoint(which, task) / SEARCH / label(choice)
-
-
-def promote(layout: Layout, task, which: str, seed: int, choice: Choice) -> None:
-    """Copy the chosen candidate's run folder into the model's folder for `seed` (a copy: a stage
-    killed after this still finds the candidate's run where its resume looks for it)."""
-    source, target = candidate_dir(layout, task, which, choice) / "run", layout.model(which, task, seed)
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, target)
 
 
 _STATE: dict = {}                     # a worker's task, settings and shared caches
@@ -222,28 +219,58 @@ def execute(which: str, seed: int, choice: Choice) -> dict:
     return record
 
 
-def frozen_cache(which: str, cfg) -> dict:
+def frozen_cache(which: str, cfg) -> SharedStates:
     """The frozen part's states shared by a worker's runs of one model with one frozen part."""
     key = (which, cfg.freeze_embeddings, cfg.frozen_layers, cfg.frozen_runtime, cfg.max_len, cfg.max_len_passage)
-    return _STATE["frozen"].setdefault(key, {})
+    return _STATE["frozen"].setdefault(key, SharedStates())
 
 
-def fine_tune(which: str, seed: int, choice: Choice) -> dict:
+def prime(model, cfg, data) -> None:
+    """Fill the frozen part's shared states a run reads, in two fixed passes before it trains or
+    predicts: the training rows of a run with settings `cfg`, then the rows every run is scored
+    on (held-out, test, Agora's dev split). A row's states then come from the same pass, in the
+    same batch, whichever run in the worker came first -- and no run computes the scoring rows'
+    states again (they were 3-4 s of a 22 s BERT run, recomputed by every run)."""
+    model.fill_cache([i for i in evaluate.training_set(cfg, data) if model.shape.trainable(i)])
+    model.fill_cache(list(data.heldout) + list(data.test) + list(data.agora_dev))
+
+
+def candidate(which: str, seed: int, choice: Choice) -> dict:
+    """A search candidate in this worker: trained to its rung and scored on Agora's dev split."""
+    started = time.perf_counter()
+    record = fine_tune(which, seed, choice, rung=True)
+    log.info("%s %s seed %d %s after %d of %d epochs: Agora dev %s (%.1f s)", which, _STATE["task"].name, seed,
+             label(choice), record["epochs"], record["of"], record["agora_dev_scores"], time.perf_counter() - started)
+    return record
+
+
+def fine_tune(which: str, seed: int, choice: Choice, rung: bool = False) -> dict:
     """BERT's or Bort's run: a fresh head on the pretrained encoder, fine-tuned with `seed` and the
-    settings at grid point `choice`; a search candidate (the first seed of a searched model) writes
-    into its candidate folder, the stage promotes the chosen one."""
+    settings at grid point `choice`. A searched model's first seed trains in its candidate folder:
+    with `rung`, only to the search's rung (`FinetuneSection.rung`), returning the scores there
+    (kept in RUNG, so a resumed stage reads them back whatever the run did next); without, the
+    chosen candidate's full run, which resumes from the rung's checkpoint -- the very run an
+    uninterrupted fit would have been (bort.finetune.trainer)."""
     from bort.finetune.model import new_model
     task, data, layout, ctx, section = (_STATE[k] for k in ("task", "data", "layout", "ctx", "section"))
     cfg = section.model(which, len(data.train), choice)
     model = new_model(task, layout.encoder(which), cfg, ctx, seed, frozen_cache(which, cfg))
     train = evaluate.training_set(cfg, data)
-    model.fill_cache([i for i in train if task.shape.trainable(i)])   # the same states for every seed
-    candidate = len(section.grid(which)) > 1 and seed == section.seeds[0]
-    folder = candidate_dir(layout, task, which, choice) if candidate else None
-    checkpoint_dir = folder / "checkpoint" if candidate else layout.checkpoint(which, task, seed)
-    losses = model.fit(train, checkpoint_dir=checkpoint_dir)
-    return evaluate.write(task, which, model, data, {"epoch_losses": losses}, layout,
-                          folder / "run" if candidate else None)
+    prime(model, cfg, data)                                            # the same states for every seed
+    searched = len(section.grid(which)) > 1 and seed == section.seeds[0]
+    folder = candidate_dir(layout, task, which, choice) if searched else None
+    checkpoint_dir = folder / "checkpoint" if searched else layout.checkpoint(which, task, seed)
+    if not rung:
+        losses = model.fit(train, checkpoint_dir=checkpoint_dir)
+        return evaluate.write(task, which, model, data, {"epoch_losses": losses}, layout)
+    config = model.fingerprint([i for i in train if task.shape.trainable(i)], epochs=cfg.epochs)
+    if not (folder / RUNG).exists() or json.loads((folder / RUNG).read_text(encoding="utf-8"))["config"] != config:
+        epochs = section.rung(cfg.epochs)
+        losses = model.fit(train, checkpoint_dir=checkpoint_dir, until=epochs)
+        write_json(folder / RUNG, {"config": config, "record": {
+            "seed": seed, "epochs": epochs, "of": cfg.epochs, "epoch_losses": losses,
+            **evaluate.dev_scores(task, model, data)}})
+    return json.loads((folder / RUNG).read_text(encoding="utf-8"))["record"]      # rounded, as metrics are
 
 
 def agora_run(seed: int) -> dict:
@@ -267,6 +294,8 @@ def agora_run(seed: int) -> dict:
                            frozen_cache("bert", bert_cfg))                            # predicts only
     student = load_trained(task, layout.encoder("bort"), layout.model("bort", task, seed), ctx, seed,
                            frozen_cache("bort", cfg))                                 # Agora's step 1
+    prime(labeler, bert_cfg, data)
+    prime(student, cfg, data)
     pool_dir = _STATE["pool_dir"]
     sources = {"labeler": checkpoint.sha256(layout.model("bert", task, seed) / PARAMS),
                "embedder": checkpoint.sha256(layout.encoder("bert") / "model.params"),

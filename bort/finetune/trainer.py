@@ -35,14 +35,16 @@ log = logging.getLogger(__name__)
 
 def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = None,
         checkpoint_dir=None, lr: Optional[float] = None,
-        schedule: Optional[Callable[[int, int], float]] = None) -> List[float]:
+        schedule: Optional[Callable[[int, int], float]] = None, until: Optional[int] = None) -> List[float]:
     """Train `model` (a bort.finetune.model.TaskModel) for `epochs` (default: its config's) on the
     trainable instances of `train`; returns the mean loss of each epoch. Called again on the same
     model it continues from the current weights (Agora's rounds), re-seeded. `progress` is a tqdm
     bar (its total becomes this run's batches; a resumed run starts it where it stopped) or a
     callable taking a batch count; `checkpoint_dir` turns on per-epoch checkpoints. `lr` replaces
     the config's peak rate and `schedule(step, total)` the warm-up-then-decay factor (bort.agora's
-    rounds: one decay over all rounds, bort.agora.decay)."""
+    rounds: one decay over all rounds, bort.agora.decay). `until` stops after that many epochs of
+    the `epochs`-long schedule (a search candidate's rung, bort.finetune.runs): with a checkpoint,
+    a later fit of all `epochs` resumes there as if it had never stopped."""
     import gluonnlp as nlp
     cfg = model.cfg
     epochs = epochs or cfg.epochs
@@ -67,7 +69,7 @@ def fit(model, train: Sequence[dict], progress=None, epochs: Optional[int] = Non
             for _ in range(start):
                 rng.permutation(len(train))
     bar = Progress(progress, total, step)
-    for epoch in range(start, epochs):
+    for epoch in range(start, min(epochs, until or epochs)):
         bar.epoch(epoch, epochs)
         reseed(model.seed, epoch)
         running = []
