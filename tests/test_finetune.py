@@ -4,6 +4,7 @@ import pytest
 
 from bort import hf_checkpoint, metrics as M, tasks, teacher
 from bort.arch import Arch
+from bort.errors import BortError
 from bort.finetune import FinetuneConfig
 from bort.finetune.model import TaskModel
 
@@ -174,3 +175,13 @@ def test_int8_task_model_predicts_like_fp32(vocab):
     model.quantize(train, batch_size=16)
     assert model.frozen is None and "quantize_v2" in model.net._cached_graph[1].tojson()
     assert np.mean(np.array(model.predict(test)) == np.array(fp32)) >= 0.9
+
+
+def test_int8_calibrates_on_fewer_rows_than_a_batch_and_none_is_one_line(vocab):
+    task = tasks.TASKS["SST-2"]
+    train = make(task, np.random.RandomState(3), 12)
+    model = tiny_model(task, vocab, freeze_embeddings=True)
+    model.quantize(train[:5], batch_size=32)                    # one batch of 5, not none
+    assert len(model.predict(train)) == 12
+    with pytest.raises(BortError, match="SST-2: int8 calibration needs at least one training instance"):
+        tiny_model(task, vocab, freeze_embeddings=True).quantize([], batch_size=32)

@@ -183,7 +183,10 @@ class TaskModel:
             self.ctx = [mx.cpu(0)]
             self.net.collect_params().reset_ctx(self.ctx)
         rows, _, _ = self.rows(list(calibration))
-        pad = self.encode.pad_id
+        if not rows:
+            raise BortError(f"{self.task.name}: int8 calibration needs at least one training instance, got none")
+        batch_size = min(batch_size, len(rows))     # fewer rows than a batch (the paper-shape rehearsal's
+        pad = self.encode.pad_id                    # 16): one smaller batch, not an empty calibration
         batches = []
         for s in range(0, len(rows) - batch_size + 1, batch_size):      # whole batches: one shape
             ids, types, lengths = pad_rows(rows[s:s + batch_size], pad)
